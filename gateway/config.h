@@ -1,0 +1,80 @@
+/* config.h - the YAML configuration file (libyaml), parsed into plain structs.
+ *
+ * Every value remembers the line it came from, so that later checks (a key the HSM does not have,
+ * a certificate that does not load) can name file:line too. Parsing is strict: unknown keys,
+ * wrong types, duplicate keys, duplicate listener names or bind addresses are errors.
+ */
+#ifndef HSMGATE_GATEWAY_CONFIG_H
+#define HSMGATE_GATEWAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define GW_WUR __attribute__((warn_unused_result))
+
+enum gw_auth { GW_AUTH_ONE_WAY = 0, GW_AUTH_TWO_WAY = 1, GW_AUTH_OPTIONAL = 2 };
+enum gw_ltype { GW_LISTENER_TCP = 0, GW_LISTENER_HTTPS = 1 };
+enum gw_tls_version { GW_TLS_1_2 = 12, GW_TLS_1_3 = 13 };
+
+struct gw_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64];              /* as written, normalised: "127.0.0.1:7000", "[::1]:7000" */
+};
+
+struct gw_backend_cfg {
+    struct gw_addr addr;
+    int line;
+};
+
+struct gw_listener_cfg {
+    char *name;                 int name_line;
+    enum gw_ltype type;         int type_line;
+    struct gw_addr bind;        int bind_line;
+    enum gw_auth auth;          int auth_line;
+    char *certificate;          int certificate_line;   /* PEM: leaf first, then intermediates */
+    char *key;                  int key_line;           /* "pkcs11:..." URI, or a PEM key file path (for comparison only) */
+    char *client_ca;            int client_ca_line;     /* PEM bundle; required for two-way and optional */
+    struct gw_backend_cfg *backends; size_t nbackends; int backends_line;
+    enum gw_tls_version min_tls;  /* default 1.2 */
+    enum gw_tls_version max_tls;  /* default 1.3 */
+    char *ciphers;              /* TLS 1.2 cipher list (wolfSSL syntax); NULL: the built-in secure default */
+    unsigned verify_depth;      /* max client chain depth; default 4 */
+    unsigned handshake_timeout_ms;  /* default 10000 */
+    unsigned idle_timeout_ms;       /* default 300000 */
+    unsigned connect_timeout_ms;    /* default 5000 */
+    unsigned max_connections;       /* per listener; 0 = only the global cap */
+    int line;                   /* the line of the listener's mapping */
+};
+
+struct gw_config {
+    char *path;                 /* the file read */
+    char *hsm_module;           int hsm_module_line;    /* may be NULL when every URI names its module */
+    char *hsm_pin;              int hsm_pin_line;       /* pin source: "file:/path" or "env:NAME"; may be NULL */
+    unsigned workers;           /* 0 in the file = one per core (resolved by the caller) */
+    unsigned max_connections;   /* global cap, default 10000 */
+    unsigned drain_timeout_ms;  /* SIGTERM: how long to wait for connections, default 30000 */
+    char *log_level;            /* "error" | "warning" | "info" | "debug"; default "info" */
+    char *access_log;           /* path, "-" for stdout, NULL for off; default "-" */
+    char *pid_file;             /* NULL: none */
+    struct gw_listener_cfg *listeners; size_t nlisteners;
+};
+
+/* Parses the file at path. On success *out is a new config (free with gw_config_free).
+ * On failure returns -1 and writes "path:line: message" (or "path: message") into err. */
+int gw_config_load(const char *path, struct gw_config **out, char *err, size_t errlen) GW_WUR;
+
+/* Same, from a buffer (name is used in messages). For tests and fuzzing. */
+int gw_config_parse(const char *name, const char *buf, size_t len, struct gw_config **out,
+                    char *err, size_t errlen) GW_WUR;
+
+void gw_config_free(struct gw_config *cfg);
+
+/* Parses "host:port", "[v6]:port" or "*:port" (numeric addresses only; "localhost" is 127.0.0.1). */
+int gw_addr_parse(const char *text, struct gw_addr *out) GW_WUR;
+
+/* Parses a duration: "250ms", "10s", "5m", "1h", or a bare number of seconds. */
+int gw_duration_parse(const char *text, unsigned *ms_out) GW_WUR;
+
+#endif
