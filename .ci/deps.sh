@@ -10,6 +10,7 @@ pkgs=(
   libp11-kit-dev p11-kit                   # PKCS#11 module loading and RFC 7512 URIs
   softhsm2                                 # the HSM of the tests and the demo
   libyaml-dev                              # configuration
+  libjansson-dev                           # JSON (access log, later the admin API)
   libcmocka-dev                            # unit tests
   python3 python3-pytest                   # integration tests
   openssl curl                             # real TLS clients in the tests and the demo

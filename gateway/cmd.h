@@ -1,0 +1,10 @@
+/* cmd.h - the hsmgate sub-commands. Each takes the arguments after its own name
+ * (argv[0] is the sub-command's name) and returns the process exit status. */
+#ifndef HSMGATE_GATEWAY_CMD_H
+#define HSMGATE_GATEWAY_CMD_H
+
+int gw_cmd_run(int argc, char **argv);     /* hsmgate run -c FILE */
+int gw_cmd_check(int argc, char **argv);   /* hsmgate check -c FILE */
+int gw_cmd_pki(int argc, char **argv);     /* hsmgate pki keygen|root|server|client|csr ... */
+
+#endif

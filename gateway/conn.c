@@ -1,0 +1,542 @@
+/* conn.c - one client connection: TLS handshake, backend connect, then bytes both ways.
+ *
+ * Life: HANDSHAKE -> CONNECTING -> PROXY -> closed. Everything runs on the owning worker's thread.
+ * Back-pressure: each direction has one buffer; a side is read only while the buffer towards the
+ * other side has room, so a slow reader slows the writer instead of growing memory.
+ * Half-close: the client's close_notify/EOF becomes shutdown(SHUT_WR) to the backend; the
+ * backend's EOF, once its bytes are delivered, becomes close_notify and the end of the connection.
+ */
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+#define GW_BUF_SIZE 16384u
+
+enum gw_conn_state { CS_HANDSHAKE, CS_CONNECTING, CS_PROXY };
+
+struct gw_buf {
+    unsigned char *data;
+    uint32_t start, end;
+};
+
+struct gw_conn {
+    struct gw_tag ctag;                /* data.ptr of the client socket */
+    struct gw_tag btag;                /* data.ptr of the backend socket */
+    struct gw_conn *prev, *next;
+    struct gw_worker *w;
+    struct gw_gen *gen;
+    struct gw_listener *l;
+    WOLFSSL *ssl;
+    struct gw_tls_state tls;
+    int cfd, bfd;
+    enum gw_conn_state state;
+    uint32_t cev, bev;                 /* interest currently registered (0: not registered) */
+    unsigned client_eof : 1, backend_eof : 1, backend_shut : 1;
+    unsigned c_read_wants_write : 1, c_write_wants_read : 1, c_write_wants_write : 1, c_hs_wants_write : 1;
+    unsigned counted_listener : 1, closed : 1;
+    uint32_t pending_write;            /* length of a wolfSSL_write that must be retried as is */
+    struct gw_buf c2b, b2c;
+    uint64_t bytes_in, bytes_out;
+    uint64_t started_ms, deadline_ms;
+    unsigned backend_first, backend_tries, backend_idx;
+    char peer[64];
+    const char *result, *reason;
+};
+
+static struct gw_conn *conn_of(struct gw_tag *tag)
+{
+    if (tag->kind == GW_TAG_CLIENT)
+        return (struct gw_conn *)((char *)tag - offsetof(struct gw_conn, ctag));
+    return (struct gw_conn *)((char *)tag - offsetof(struct gw_conn, btag));
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        port = ntohs(s4->sin_port);
+        snprintf(buf, len, "%s:%u", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        port = ntohs(s6->sin6_port);
+        snprintf(buf, len, "[%s]:%u", host, port);
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+/* Sets the epoll interest of fd. No interest means "not registered": an fd left registered with no
+ * events would still report EPOLLHUP/EPOLLERR over and over, level-triggered. */
+static int ep_set(struct gw_worker *w, int fd, struct gw_tag *tag, uint32_t *cur, uint32_t want)
+{
+    if (*cur == want)
+        return 0;
+    struct epoll_event ev = { .events = want, .data.ptr = tag };
+    int op = want == 0 ? EPOLL_CTL_DEL : (*cur == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD);
+    if (epoll_ctl(w->epfd, op, fd, &ev) != 0)
+        return -1;
+    *cur = want;
+    return 0;
+}
+
+static uint32_t buf_len(const struct gw_buf *b) { return b->end - b->start; }
+static uint32_t buf_space(const struct gw_buf *b) { return GW_BUF_SIZE - b->end; }
+static void buf_compact(struct gw_buf *b)
+{
+    if (b->start == b->end) {
+        b->start = b->end = 0;
+    } else if (b->start > GW_BUF_SIZE / 2) {
+        memmove(b->data, b->data + b->start, buf_len(b));
+        b->end -= b->start;
+        b->start = 0;
+    }
+}
+
+static void log_access(struct gw_conn *c)
+{
+    struct gw_peer_info pi;
+    const char *version = "", *cipher = "";
+    int resumed = 0;
+    if (c->ssl != NULL && c->state != CS_HANDSHAKE) {
+        gw_tls_peer_info(c->ssl, &pi);
+        version = wolfSSL_get_version(c->ssl);
+        cipher = wolfSSL_get_cipher(c->ssl);
+        resumed = wolfSSL_session_reused(c->ssl) ? 1 : 0;
+    } else if (c->ssl != NULL) {
+        /* A refused client certificate is still worth naming: wolfSSL keeps it when verification fails. */
+        gw_tls_peer_info(c->ssl, &pi);
+    } else {
+        memset(&pi, 0, sizeof(pi));
+    }
+    char ts[40];
+    gw_time_rfc3339(ts, sizeof(ts));
+    json_t *o = json_object();
+    if (o == NULL)
+        return;
+    json_object_set_new(o, "time", json_string(ts));
+    json_object_set_new(o, "listener", json_string(c->l->cfg->name));
+    json_object_set_new(o, "peer", json_string(c->peer));
+    json_object_set_new(o, "tls_version", json_string(version ? version : ""));
+    json_object_set_new(o, "cipher", json_string(cipher ? cipher : ""));
+    json_object_set_new(o, "resumed", json_boolean(resumed));
+    json_object_set_new(o, "client_cert", json_boolean(pi.has_cert));
+    json_object_set_new(o, "client_subject", json_string(pi.subject));
+    json_object_set_new(o, "client_issuer", json_string(pi.issuer));
+    json_object_set_new(o, "client_serial", json_string(pi.serial));
+    json_object_set_new(o, "client_fingerprint_sha256", json_string(pi.fp_sha256));
+    json_object_set_new(o, "result", json_string(c->result ? c->result : "closed"));
+    json_object_set_new(o, "reason", c->reason ? json_string(c->reason) : json_null());
+    if (c->state != CS_HANDSHAKE && c->backend_tries > 0) {
+        const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
+        json_object_set_new(o, "backend", json_string(b->addr.text));
+    }
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)c->bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)c->bytes_out));
+    json_object_set_new(o, "duration_ms", json_integer((json_int_t)(gw_now_ms() - c->started_ms)));
+    gw_access_log_write(o);
+}
+
+static void conn_close(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    log_access(c);
+    if (c->ssl != NULL) {
+        if (c->state == CS_PROXY)
+            (void)wolfSSL_shutdown(c->ssl); /* best effort close_notify; never waits */
+        gw_tls_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->cfd >= 0)
+        close(c->cfd);
+    if (c->bfd >= 0)
+        close(c->bfd);
+    free(c->c2b.data);
+    free(c->b2c.data);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub(&w->srv->active, 1);
+    if (c->counted_listener)
+        atomic_fetch_sub(&c->l->stats->active, 1);
+    atomic_fetch_add(&c->l->stats->bytes_in, c->bytes_in);
+    atomic_fetch_add(&c->l->stats->bytes_out, c->bytes_out);
+    gw_gen_unref(c->gen);
+    c->gen = NULL;
+    /* Freed at the end of the loop turn: a later event of the same epoll batch may name it. */
+    c->closed = 1;
+    c->next = w->dead;
+    w->dead = c;
+}
+
+void gw_conn_reap(struct gw_worker *w)
+{
+    while (w->dead != NULL) {
+        struct gw_conn *c = w->dead;
+        w->dead = c->next;
+        free(c);
+    }
+}
+
+static void conn_fail(struct gw_conn *c, const char *result, const char *reason)
+{
+    if (c->result == NULL)
+        c->result = result;
+    if (c->reason == NULL)
+        c->reason = reason;
+    conn_close(c);
+}
+
+void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const struct sockaddr_storage *peer,
+                    socklen_t peerlen)
+{
+    (void)peerlen;
+    struct gw_server *srv = w->srv;
+    atomic_fetch_add(&l->stats->accepted, 1);
+    unsigned active = atomic_fetch_add(&srv->active, 1) + 1;
+    unsigned lactive = atomic_fetch_add(&l->stats->active, 1) + 1;
+    if (active > srv->max_connections || (l->cfg->max_connections && lactive > l->cfg->max_connections)) {
+        atomic_fetch_sub(&srv->active, 1);
+        atomic_fetch_sub(&l->stats->active, 1);
+        atomic_fetch_add(&l->stats->rejected_cap, 1);
+        close(fd);
+        return;
+    }
+    struct gw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        atomic_fetch_sub(&srv->active, 1);
+        atomic_fetch_sub(&l->stats->active, 1);
+        close(fd);
+        return;
+    }
+    c->ctag.kind = GW_TAG_CLIENT;
+    c->btag.kind = GW_TAG_BACKEND;
+    c->w = w;
+    c->gen = gw_gen_ref(w->gen);
+    c->l = l;
+    c->cfd = fd;
+    c->bfd = -1;
+    c->counted_listener = 1;
+    c->tls.magic = GW_TLS_STATE_MAGIC;
+    c->state = CS_HANDSHAKE;
+    c->started_ms = w->now_ms;
+    c->deadline_ms = w->now_ms + l->cfg->handshake_timeout_ms;
+    addr_text(peer, c->peer, sizeof(c->peer));
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->ssl = gw_tls_new(l->tls_ctx, fd, l->key, &c->tls);
+    if (c->ssl == NULL) {
+        conn_fail(c, "error", "out_of_memory");
+        return;
+    }
+    if (ep_set(w, fd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0) {
+        conn_fail(c, "error", "epoll");
+        return;
+    }
+}
+
+/* ---- backend ---- */
+
+static int backend_start(struct gw_conn *c);
+
+static void backend_next(struct gw_conn *c, const char *why)
+{
+    const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
+    gw_log(LOG_WARNING, "listener %s: backend %s: %s", c->l->cfg->name, b->addr.text, why);
+    if (c->bfd >= 0) {
+        close(c->bfd); /* closing removes it from epoll */
+        c->bfd = -1;
+        c->bev = 0;
+    }
+    if (c->backend_tries >= c->l->cfg->nbackends) {
+        atomic_fetch_add(&c->l->stats->backend_failed, 1);
+        conn_fail(c, "backend_unreachable", why);
+        return;
+    }
+    (void)backend_start(c);
+}
+
+/* Starts a non-blocking connect to the next backend in round-robin order. Returns -1 if the
+ * connection was closed. */
+static int backend_start(struct gw_conn *c)
+{
+    const struct gw_listener_cfg *lc = c->l->cfg;
+    if (c->backend_tries == 0)
+        c->backend_first = atomic_fetch_add(&c->l->rr, 1) % (unsigned)lc->nbackends;
+    c->backend_idx = (c->backend_first + c->backend_tries) % (unsigned)lc->nbackends;
+    c->backend_tries++;
+    const struct gw_backend_cfg *b = &lc->backends[c->backend_idx];
+    int fd = socket(b->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        backend_next(c, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->bfd = fd;
+    c->state = CS_CONNECTING;
+    c->deadline_ms = c->w->now_ms + lc->connect_timeout_ms;
+    if (connect(fd, (const struct sockaddr *)&b->addr.ss, b->addr.len) != 0 && errno != EINPROGRESS) {
+        backend_next(c, strerror(errno));
+        return -1;
+    }
+    if (ep_set(c->w, fd, &c->btag, &c->bev, EPOLLOUT) != 0) {
+        conn_fail(c, "error", "epoll");
+        return -1;
+    }
+    /* The client is quiet while we connect: nothing is read from it yet. */
+    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, 0) != 0) {
+        conn_fail(c, "error", "epoll");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- proxying ---- */
+
+static int update_interest(struct gw_conn *c)
+{
+    uint32_t cw = 0, bw = 0;
+    if ((!c->client_eof && buf_space(&c->c2b) > 0) || c->c_write_wants_read)
+        cw |= EPOLLIN | EPOLLRDHUP;
+    if (c->c_read_wants_write || c->c_write_wants_write)
+        cw |= EPOLLOUT;
+    if (!c->backend_eof && buf_space(&c->b2c) > 0)
+        bw |= EPOLLIN | EPOLLRDHUP;
+    if (buf_len(&c->c2b) > 0)
+        bw |= EPOLLOUT;
+    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, cw) != 0 || ep_set(c->w, c->bfd, &c->btag, &c->bev, bw) != 0) {
+        conn_fail(c, "error", "epoll");
+        return -1;
+    }
+    return 0;
+}
+
+/* Moves as many bytes as both sides allow. Returns -1 when the connection was closed. */
+static int pump(struct gw_conn *c)
+{
+    int progress, moved = 0;
+    do {
+        progress = 0;
+        /* client -> c2b */
+        if (!c->client_eof && buf_space(&c->c2b) > 0 && !c->c_write_wants_read) {
+            c->c_read_wants_write = 0;
+            int n = wolfSSL_read(c->ssl, c->c2b.data + c->c2b.end, (int)buf_space(&c->c2b));
+            if (n > 0) {
+                c->c2b.end += (uint32_t)n;
+                c->bytes_in += (uint64_t)n;
+                progress = 1;
+            } else {
+                int e = wolfSSL_get_error(c->ssl, n);
+                if (e == WOLFSSL_ERROR_WANT_READ) {
+                    /* wait for the socket */
+                } else if (e == WOLFSSL_ERROR_WANT_WRITE) {
+                    c->c_read_wants_write = 1;
+                } else if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E ||
+                           e == WOLFSSL_ERROR_SYSCALL) {
+                    c->client_eof = 1;
+                    progress = 1;
+                } else {
+                    conn_fail(c, "error", "tls_read_failed");
+                    return -1;
+                }
+            }
+        }
+        /* c2b -> backend */
+        if (buf_len(&c->c2b) > 0) {
+            ssize_t n = send(c->bfd, c->c2b.data + c->c2b.start, buf_len(&c->c2b), MSG_NOSIGNAL);
+            if (n > 0) {
+                c->c2b.start += (uint32_t)n;
+                buf_compact(&c->c2b);
+                progress = 1;
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                conn_fail(c, "backend_error", "backend_write_failed");
+                return -1;
+            }
+        }
+        if (c->client_eof && buf_len(&c->c2b) == 0 && !c->backend_shut) {
+            (void)shutdown(c->bfd, SHUT_WR);
+            c->backend_shut = 1;
+        }
+        /* backend -> b2c */
+        if (!c->backend_eof && buf_space(&c->b2c) > 0) {
+            ssize_t n = recv(c->bfd, c->b2c.data + c->b2c.end, buf_space(&c->b2c), 0);
+            if (n > 0) {
+                c->b2c.end += (uint32_t)n;
+                progress = 1;
+            } else if (n == 0) {
+                c->backend_eof = 1;
+                progress = 1;
+            } else if (errno != EAGAIN && errno != EINTR) {
+                if (buf_len(&c->b2c) == 0) {
+                    conn_fail(c, "backend_error", "backend_reset");
+                    return -1;
+                }
+                c->backend_eof = 1;
+            }
+        }
+        /* b2c -> client */
+        if (buf_len(&c->b2c) > 0) {
+            uint32_t len = c->pending_write ? c->pending_write : buf_len(&c->b2c);
+            c->c_write_wants_read = 0;
+            c->c_write_wants_write = 0;
+            int n = wolfSSL_write(c->ssl, c->b2c.data + c->b2c.start, (int)len);
+            if (n > 0) {
+                c->pending_write = 0;
+                c->b2c.start += (uint32_t)n;
+                c->bytes_out += (uint64_t)n;
+                buf_compact(&c->b2c);
+                progress = 1;
+            } else {
+                int e = wolfSSL_get_error(c->ssl, n);
+                if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ) {
+                    /* wolfSSL keeps the record; the retry must offer the same bytes. */
+                    c->pending_write = len;
+                    if (e == WOLFSSL_ERROR_WANT_WRITE)
+                        c->c_write_wants_write = 1;
+                    else
+                        c->c_write_wants_read = 1;
+                } else {
+                    conn_fail(c, c->client_eof ? "ok" : "error", c->client_eof ? NULL : "tls_write_failed");
+                    return -1;
+                }
+            }
+        }
+        if (c->backend_eof && buf_len(&c->b2c) == 0) {
+            c->result = "ok";
+            conn_close(c);
+            return -1;
+        }
+        moved |= progress;
+    } while (progress);
+    if (moved)
+        c->deadline_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
+    return update_interest(c);
+}
+
+static void enter_proxy(struct gw_conn *c)
+{
+    c->c2b.data = malloc(GW_BUF_SIZE);
+    c->b2c.data = malloc(GW_BUF_SIZE);
+    if (c->c2b.data == NULL || c->b2c.data == NULL) {
+        conn_fail(c, "error", "out_of_memory");
+        return;
+    }
+    c->state = CS_PROXY;
+    c->deadline_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
+    (void)pump(c);
+}
+
+static void backend_connected(struct gw_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0) {
+        backend_next(c, strerror(err));
+        return;
+    }
+    enter_proxy(c);
+}
+
+/* ---- handshake ---- */
+
+static void handshake_step(struct gw_conn *c)
+{
+    int rc = wolfSSL_accept(c->ssl);
+    if (rc == WOLFSSL_SUCCESS) {
+        atomic_fetch_add(&c->l->stats->handshakes_ok, 1);
+        if (wolfSSL_session_reused(c->ssl))
+            atomic_fetch_add(&c->l->stats->resumed, 1);
+        if (backend_start(c) != 0)
+            return;
+        return;
+    }
+    int e = wolfSSL_get_error(c->ssl, rc);
+    if (e == WOLFSSL_ERROR_WANT_READ) {
+        if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0)
+            conn_fail(c, "error", "epoll");
+        return;
+    }
+    if (e == WOLFSSL_ERROR_WANT_WRITE) {
+        if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLOUT) != 0)
+            conn_fail(c, "error", "epoll");
+        return;
+    }
+    atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
+    const char *reason = gw_tls_handshake_reason(c->ssl, e, &c->tls);
+    gw_log(LOG_INFO, "listener %s: handshake from %s refused: %s", c->l->cfg->name, c->peer, reason);
+    conn_fail(c, "handshake_failed", reason);
+}
+
+void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events)
+{
+    (void)w;
+    struct gw_conn *c = conn_of(tag);
+    if (c->closed)
+        return;
+    switch (c->state) {
+    case CS_HANDSHAKE:
+        handshake_step(c);
+        return;
+    case CS_CONNECTING:
+        if (tag->kind == GW_TAG_BACKEND && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            backend_connected(c);
+        return;
+    case CS_PROXY:
+        (void)pump(c);
+        return;
+    }
+}
+
+void gw_conn_sweep(struct gw_worker *w, int force)
+{
+    struct gw_conn *c = w->conns;
+    while (c != NULL) {
+        struct gw_conn *next = c->next;
+        if (force) {
+            conn_fail(c, "closed", "shutdown");
+        } else if (c->deadline_ms <= w->now_ms) {
+            switch (c->state) {
+            case CS_HANDSHAKE:
+                atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
+                conn_fail(c, "handshake_failed", "handshake_timeout");
+                break;
+            case CS_CONNECTING:
+                backend_next(c, "connect timeout");
+                break;
+            case CS_PROXY:
+                conn_fail(c, "ok", "idle_timeout");
+                break;
+            }
+        }
+        c = next;
+    }
+}

@@ -1,0 +1,140 @@
+/* log.c - error log and access log. One write(2) per line, so lines from workers never interleave. */
+#include "gateway/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int log_threshold = LOG_INFO;
+static atomic_int access_fd = -1;
+static pthread_mutex_t access_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int gw_log_set_level(const char *name)
+{
+    static const struct { const char *name; int level; } levels[] = {
+        { "error", LOG_ERR }, { "warning", LOG_WARNING }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+    };
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcmp(name, levels[i].name) == 0) {
+            atomic_store(&log_threshold, levels[i].level);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int gw_log_enabled(int level)
+{
+    return level <= atomic_load(&log_threshold);
+}
+
+void gw_time_rfc3339(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n > 0 && n < len)
+        snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* Writes all of buf, retrying on EINTR and short writes; a log that cannot be written is dropped. */
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+void gw_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
+    if (!gw_log_enabled(level))
+        return;
+    char line[2048];
+    char ts[40];
+    gw_time_rfc3339(ts, sizeof(ts));
+    int n = snprintf(line, sizeof(line), "%s hsmgate[%d]: %s: ", ts, (int)getpid(),
+                     names[level >= 0 && level <= LOG_DEBUG ? level : LOG_ERR]);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    write_all(STDERR_FILENO, line, len);
+}
+
+int gw_access_log_open(const char *path)
+{
+    int fd = -1;
+    if (path != NULL) {
+        if (strcmp(path, "-") == 0) {
+            fd = dup(STDOUT_FILENO);
+        } else {
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        }
+        if (fd < 0)
+            return -1;
+    }
+    pthread_mutex_lock(&access_lock);
+    int old = atomic_exchange(&access_fd, fd);
+    pthread_mutex_unlock(&access_lock);
+    if (old >= 0)
+        close(old);
+    return 0;
+}
+
+void gw_access_log_close(void)
+{
+    (void)gw_access_log_open(NULL);
+}
+
+void gw_access_log_write(json_t *obj)
+{
+    if (obj == NULL)
+        return;
+    if (atomic_load(&access_fd) >= 0) {
+        char buf[4096];
+        size_t n = json_dumpb(obj, buf, sizeof(buf) - 1, JSON_COMPACT);
+        char *heap = NULL;
+        char *line = buf;
+        if (n >= sizeof(buf) - 1) {
+            heap = json_dumps(obj, JSON_COMPACT);
+            line = heap;
+            n = heap ? strlen(heap) : 0;
+        }
+        if (line != NULL && n > 0) {
+            line[n] = '\n';
+            /* The lock keeps the fd alive while a reopen swaps it; writes stay one syscall per line. */
+            pthread_mutex_lock(&access_lock);
+            int fd = atomic_load(&access_fd);
+            if (fd >= 0)
+                write_all(fd, line, n + 1);
+            pthread_mutex_unlock(&access_lock);
+        }
+        free(heap);
+    }
+    json_decref(obj);
+}

@@ -1,0 +1,25 @@
+/* log.h - the gateway's two logs: the error log (human lines on stderr) and the access log
+ * (one JSON object per line, per connection). Both are safe to call from any thread. */
+#ifndef HSMGATE_GATEWAY_LOG_H
+#define HSMGATE_GATEWAY_LOG_H
+
+#include <syslog.h>
+#include <jansson.h>
+
+/* Sets the error log's threshold from "error", "warning", "info" or "debug"; returns -1 if unknown. */
+int gw_log_set_level(const char *name);
+/* Writes "2026-11-26T21:30:00.123Z hsmgate[pid]: level: message" to stderr when level passes. */
+void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int gw_log_enabled(int level);
+
+/* Opens the access log: a path (appended, created 0640), "-" for stdout, NULL for off.
+ * Replaces the previous one (SIGHUP reopens for log rotation). Returns 0 or -1 with errno. */
+int gw_access_log_open(const char *path);
+void gw_access_log_close(void);
+/* Writes obj as one line and takes ownership of it (json_decref). */
+void gw_access_log_write(json_t *obj);
+
+/* The current time as RFC 3339 UTC with milliseconds into buf (at least 32 bytes). */
+void gw_time_rfc3339(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,47 @@
+/* main.c - hsmgate's command line: dispatches to the sub-commands in cmd.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/cmd.h"
+
+#ifndef HSMGATE_VERSION
+#define HSMGATE_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hsmgate COMMAND [OPTIONS]\n"
+            "\n"
+            "commands:\n"
+            "  run -c FILE      run the gateway\n"
+            "  check -c FILE    validate FILE and resolve every key in the HSM; exit 0 or print file:line: problem\n"
+            "  pki ...          keys and certificates in the HSM (hsmgate pki --help)\n"
+            "  version          print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return gw_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return gw_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "pki") == 0)
+        return gw_cmd_pki(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("hsmgate %s\n", HSMGATE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "hsmgate: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}

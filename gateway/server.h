@@ -1,0 +1,133 @@
+/* server.h - the data plane's structures, shared by server.c (life cycle, reload), worker.c (event
+ * loop, accept) and conn.c (one proxied connection). Internal to gateway/.
+ *
+ * Threads: the main thread loads configurations and builds generations; N worker threads each own
+ * an epoll loop, one SO_REUSEPORT listening socket per listener, and their connections. A
+ * generation (config + TLS contexts + keys) is published with an atomic pointer; a connection
+ * keeps a reference to the generation it was accepted under, so a reload never disturbs it.
+ */
+#ifndef HSMGATE_GATEWAY_SERVER_H
+#define HSMGATE_GATEWAY_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "gateway/config.h"
+#include "gateway/tls.h"
+
+struct hsm_ctx;
+struct hsm_key;
+struct gw_server;
+struct gw_worker;
+
+/* Counters of one listener, kept across reloads (looked up by listener name). */
+struct gw_listener_stats {
+    char name[72];
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t handshakes_ok;
+    atomic_uint_fast64_t handshakes_failed;
+    atomic_uint_fast64_t resumed;
+    atomic_uint_fast64_t backend_failed;
+    atomic_uint_fast64_t rejected_cap;
+    atomic_uint_fast64_t bytes_in;     /* client -> backend */
+    atomic_uint_fast64_t bytes_out;    /* backend -> client */
+    atomic_uint active;
+};
+
+struct gw_listener {
+    const struct gw_listener_cfg *cfg; /* owned by the generation's config */
+    void *tls_ctx;                     /* WOLFSSL_CTX */
+    struct hsm_key *key;               /* NULL for a key file */
+    int *fds;                          /* one listening socket per worker; owned by the server's socket table */
+    struct gw_listener_stats *stats;
+    atomic_uint rr;                    /* round-robin position over backends */
+};
+
+struct gw_gen {
+    atomic_int refs;
+    uint64_t id;
+    struct gw_config *cfg;
+    struct gw_listener *listeners;
+    size_t nlisteners;
+};
+
+/* epoll data.ptr always points at one of these, so one loop can dispatch every kind of fd. */
+enum gw_tag_kind { GW_TAG_LISTEN = 1, GW_TAG_CLIENT, GW_TAG_BACKEND, GW_TAG_CONTROL };
+struct gw_tag {
+    enum gw_tag_kind kind;
+};
+
+struct gw_conn;
+
+struct gw_worker {
+    unsigned index;
+    pthread_t thread;
+    int epfd;
+    int evfd;                          /* eventfd: the main thread's "look at the server state" */
+    struct gw_tag evtag;
+    struct gw_server *srv;
+    struct gw_gen *gen;                /* generation whose listening sockets are registered */
+    struct gw_ltag *ltags;             /* per listener of gen */
+    size_t nltags;
+    struct gw_conn *conns;             /* doubly linked list of this worker's connections */
+    struct gw_conn *dead;              /* closed this loop turn, freed at its end */
+    unsigned nconns;
+    int accepting;
+    uint64_t now_ms;                   /* CLOCK_MONOTONIC, refreshed once per loop turn */
+};
+
+struct gw_ltag {
+    struct gw_tag tag;
+    struct gw_listener *l;
+    int fd;
+};
+
+enum gw_run_state { GW_RUNNING = 0, GW_DRAINING = 1, GW_STOPPING = 2 };
+
+/* A listening socket set (one fd per worker) for a bind address, reused across reloads. */
+struct gw_socket_set {
+    char bind[64];
+    int *fds;
+    int used;                          /* mark for the reload sweep */
+};
+
+struct gw_server {
+    struct hsm_ctx *hsm;
+    char *config_path;
+    unsigned nworkers;
+    struct gw_worker *workers;
+    _Atomic(struct gw_gen *) gen;
+    uint64_t next_gen_id;
+    struct gw_socket_set *socks;
+    size_t nsocks;
+    struct gw_listener_stats **stats;  /* by listener name, grows with reloads */
+    size_t nstats;
+    atomic_int state;                  /* enum gw_run_state */
+    atomic_uint acks;                  /* workers that have seen the latest state change */
+    atomic_uint active;                /* connections, all listeners */
+    unsigned max_connections;
+    unsigned drain_timeout_ms;
+};
+
+/* server.c */
+/* Loads config_path and runs the gateway until SIGTERM/SIGINT (check_only: loads, resolves every
+ * key and certificate, prints a verdict, binds nothing). Returns the process exit status. */
+int gw_server_main(const char *config_path, int check_only);
+struct gw_gen *gw_gen_ref(struct gw_gen *g);
+void gw_gen_unref(struct gw_gen *g);
+uint64_t gw_now_ms(void);
+
+/* worker.c */
+void *gw_worker_main(void *arg);
+
+/* conn.c */
+void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
+                    const struct sockaddr_storage *peer, socklen_t peerlen);
+void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events);
+/* Closes connections past their deadline; with force, closes all of them. */
+void gw_conn_sweep(struct gw_worker *w, int force);
+/* Frees the connections closed during this loop turn. */
+void gw_conn_reap(struct gw_worker *w);
+
+#endif

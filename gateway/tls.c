@@ -1,0 +1,421 @@
+/* tls.c - wolfSSL server contexts with the private key in the HSM.
+ *
+ * The key is bound at the key level only (DESIGN.md fact 2): the context gets PK callbacks for
+ * ECDSA, RSA PKCS#1 v1.5 and RSA-PSS signatures and the PUBLIC key as its "private key" buffer
+ * (wolfSSL accepts a public key there once PK callbacks are set, and uses it for sizes and for
+ * checking our own signature). Hashing, AEAD and verification stay in wolfCrypt with assembly.
+ * Each callback signs through the calling worker's own PKCS#11 session (pkcs11/hsm.h).
+ */
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/openssl/x509.h>
+#include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include "gateway/tls.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/log.h"
+#include "pkcs11/hsm.h"
+
+/* TLS 1.3 suites, then TLS 1.2 ECDHE with AEAD only (no CBC, no RSA key exchange, no SHA-1 MACs). */
+static const char default_ciphers[] =
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+static int ssl_state_idx = -1;
+
+int gw_tls_global_init(void)
+{
+    if (wolfSSL_Init() != WOLFSSL_SUCCESS)
+        return -1;
+    ssl_state_idx = wolfSSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    return ssl_state_idx < 0 ? -1 : 0;
+}
+
+void gw_tls_global_cleanup(void)
+{
+    wolfSSL_Cleanup();
+}
+
+static struct gw_tls_state *state_of(WOLFSSL *ssl)
+{
+    struct gw_tls_state *st = wolfSSL_get_ex_data(ssl, ssl_state_idx);
+    if (st == NULL || st->magic != GW_TLS_STATE_MAGIC)
+        return NULL;
+    return st;
+}
+
+static void note_reason(WOLFSSL *ssl, const char *reason)
+{
+    struct gw_tls_state *st = state_of(ssl);
+    if (st != NULL && st->reason == NULL)
+        st->reason = reason;
+}
+
+/* ---- signing in the HSM ---- */
+
+static int sign_with(WOLFSSL *ssl, void *cbctx, enum hsm_sig_kind kind, unsigned bits,
+                     const unsigned char *in, unsigned inSz, unsigned char *out, word32 *outSz)
+{
+    struct hsm_key *key = cbctx;
+    if (key == NULL)
+        return BAD_FUNC_ARG;
+    size_t olen = *outSz;
+    int rc = hsm_sign(key, kind, bits, in, inSz, out, &olen);
+    if (rc != 0) {
+        note_reason(ssl, rc == HSM_E_SESSION ? "hsm_session_lost" : "hsm_sign_failed");
+        gw_log(LOG_WARNING, "HSM signature failed for %s: %s", hsm_key_uri(key), hsm_strerror(rc));
+        return WC_HW_E;
+    }
+    *outSz = (word32)olen;
+    return 0;
+}
+
+static int pk_ecc_sign(WOLFSSL *ssl, const unsigned char *in, unsigned int inSz, unsigned char *out,
+                       word32 *outSz, const unsigned char *keyDer, unsigned int keySz, void *cbctx)
+{
+    (void)keyDer;
+    (void)keySz;
+    return sign_with(ssl, cbctx, HSM_SIG_ECDSA, 0, in, inSz, out, outSz);
+}
+
+static int pk_rsa_sign(WOLFSSL *ssl, const unsigned char *in, unsigned int inSz, unsigned char *out,
+                       word32 *outSz, const unsigned char *keyDer, unsigned int keySz, void *cbctx)
+{
+    (void)keyDer;
+    (void)keySz;
+    return sign_with(ssl, cbctx, HSM_SIG_RSA_PKCS1, 0, in, inSz, out, outSz);
+}
+
+static int pk_rsa_pss_sign(WOLFSSL *ssl, const unsigned char *in, unsigned int inSz, unsigned char *out,
+                           unsigned int *outSz, int hash, int mgf, const unsigned char *keyDer,
+                           unsigned int keySz, void *cbctx)
+{
+    (void)hash; /* wolfSSL's hash OID sum; the digest's length says the same and needs no private header */
+    (void)mgf;
+    (void)keyDer;
+    (void)keySz;
+    unsigned bits = inSz * 8;
+    if (bits != 256 && bits != 384 && bits != 512)
+        return BAD_FUNC_ARG;
+    word32 olen = *outSz;
+    int rc = sign_with(ssl, cbctx, HSM_SIG_RSA_PSS, bits, in, inSz, out, &olen);
+    *outSz = olen;
+    return rc;
+}
+
+/* ---- client certificate verification ---- */
+
+static const char *x509_reason(int err)
+{
+    switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED: return "certificate_expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID: return "certificate_not_yet_valid";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return "unknown_ca";
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE: return "bad_signature";
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "chain_too_long";
+    case X509_V_ERR_INVALID_PURPOSE: return "not_for_client_auth";
+    case X509_V_ERR_INVALID_CA: return "invalid_ca";
+    default: return "certificate_invalid";
+    }
+}
+
+/* RFC 5280 4.2.1.12: a client certificate that has an EKU must list clientAuth (or anyExtendedKeyUsage).
+ * And an end-entity certificate presented by a client must not be a CA (4.2.1.9). */
+static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+    WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+    int depth = wolfSSL_X509_STORE_CTX_get_error_depth(store);
+    if (!preverify) {
+        int err = wolfSSL_X509_STORE_CTX_get_error(store);
+        if (ssl != NULL)
+            note_reason(ssl, x509_reason(err));
+        return 0;
+    }
+    if (depth != 0)
+        return 1;
+    WOLFSSL_X509 *leaf = wolfSSL_X509_STORE_CTX_get_current_cert(store);
+    if (leaf == NULL)
+        return 1;
+    if (wolfSSL_X509_ext_isSet_by_NID(leaf, NID_ext_key_usage)) {
+        unsigned eku = wolfSSL_X509_get_extended_key_usage(leaf);
+        if ((eku & (XKU_SSL_CLIENT | XKU_ANYEKU)) == 0) {
+            if (ssl != NULL)
+                note_reason(ssl, "not_for_client_auth");
+            wolfSSL_X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+            return 0;
+        }
+    }
+    if (wolfSSL_X509_get_isCA(leaf)) {
+        if (ssl != NULL)
+            note_reason(ssl, "client_certificate_is_ca");
+        wolfSSL_X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- context ---- */
+
+static int load_key(WOLFSSL_CTX *ctx, const struct gw_listener_cfg *l, struct hsm_ctx *hsm,
+                    struct hsm_key **key_out, char *err, size_t errlen, const char *path)
+{
+    char herr[256];
+    if (strncmp(l->key, "pkcs11:", 7) != 0) {
+        if (wolfSSL_CTX_use_PrivateKey_file(ctx, l->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "%s:%d: listener \"%s\": cannot load key file %s", path, l->key_line,
+                     l->name, l->key);
+            return -1;
+        }
+        gw_log(LOG_WARNING, "listener %s: private key read from a file (%s), not from an HSM", l->name, l->key);
+        *key_out = NULL;
+        return 0;
+    }
+    if (hsm == NULL) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": no HSM configured for key %s", path, l->key_line,
+                 l->name, l->key);
+        return -1;
+    }
+    struct hsm_key *key = NULL;
+    int rc = hsm_key_open(hsm, l->key, &key, herr, sizeof(herr));
+    if (rc != 0) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": %s", path, l->key_line, l->name, herr);
+        return -1;
+    }
+    /* PK callbacks first: only then does wolfSSL accept a public key in place of the private one. */
+    wolfSSL_CTX_SetEccSignCb(ctx, pk_ecc_sign);
+    wolfSSL_CTX_SetRsaSignCb(ctx, pk_rsa_sign);
+    wolfSSL_CTX_SetRsaPssSignCb(ctx, pk_rsa_pss_sign);
+    size_t spki_len = 0;
+    const uint8_t *spki = hsm_key_spki(key, &spki_len);
+    if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, spki, (long)spki_len, WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": wolfSSL refused the public half of %s", path,
+                 l->key_line, l->name, l->key);
+        return -1;
+    }
+    gw_log(LOG_INFO, "listener %s: key %s (%s %u) signs in the HSM via %s", l->name, l->key,
+           hsm_key_type(key) == HSM_KEY_EC ? "EC" : "RSA", hsm_key_bits(key),
+           hsm_key_type(key) == HSM_KEY_EC ? hsm_key_path(key, HSM_SIG_ECDSA) : hsm_key_path(key, HSM_SIG_RSA_PSS));
+    *key_out = key;
+    return 0;
+}
+
+/* The certificate's public key must be the key's: otherwise every handshake would fail at the client. */
+static int check_key_matches(WOLFSSL_CTX *ctx, struct hsm_key *key, const struct gw_listener_cfg *l,
+                             char *err, size_t errlen, const char *path)
+{
+    WOLFSSL_X509 *x = wolfSSL_CTX_get0_certificate(ctx);
+    if (x == NULL) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": no certificate loaded", path, l->certificate_line, l->name);
+        return -1;
+    }
+    if (key == NULL) {
+        if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "%s:%d: listener \"%s\": the key file does not match the certificate %s",
+                     path, l->key_line, l->name, l->certificate);
+            return -1;
+        }
+        return 0;
+    }
+    int ok = 0;
+    WOLFSSL_EVP_PKEY *pk = wolfSSL_X509_get_pubkey(x);
+    if (pk != NULL) {
+        unsigned char *der = NULL;
+        int n = wolfSSL_i2d_PUBKEY(pk, &der);
+        size_t spki_len = 0;
+        const uint8_t *spki = hsm_key_spki(key, &spki_len);
+        ok = n > 0 && (size_t)n == spki_len && memcmp(der, spki, spki_len) == 0;
+        XFREE(der, NULL, DYNAMIC_TYPE_OPENSSL);
+        wolfSSL_EVP_PKEY_free(pk);
+    }
+    if (!ok) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": the HSM key %s is not the key of certificate %s",
+                 path, l->key_line, l->name, l->key, l->certificate);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l, struct hsm_ctx *hsm,
+                   void **ctx_out, struct hsm_key **key_out, char *err, size_t errlen)
+{
+    const char *path = cfg->path ? cfg->path : "config";
+    int ret = -1;
+    struct hsm_key *key = NULL;
+    WOLFSSL_METHOD *method = l->max_tls == GW_TLS_1_2 ? wolfTLSv1_2_server_method() : wolfSSLv23_server_method();
+    WOLFSSL_CTX *ctx = method ? wolfSSL_CTX_new(method) : NULL;
+    if (ctx == NULL) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": out of memory creating the TLS context", path, l->line, l->name);
+        goto out;
+    }
+    if (wolfSSL_CTX_SetMinVersion(ctx, l->min_tls == GW_TLS_1_3 ? WOLFSSL_TLSV1_3 : WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": cannot set the minimum TLS version", path, l->line, l->name);
+        goto out;
+    }
+    const char *ciphers = l->ciphers ? l->ciphers : default_ciphers;
+    if (wolfSSL_CTX_set_cipher_list(ctx, ciphers) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": no usable cipher in \"%s\"", path, l->line, l->name, ciphers);
+        goto out;
+    }
+    if (wolfSSL_CTX_use_certificate_chain_file(ctx, l->certificate) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s:%d: listener \"%s\": cannot load certificate chain %s (missing, unreadable or not PEM)",
+                 path, l->certificate_line, l->name, l->certificate);
+        goto out;
+    }
+    if (load_key(ctx, l, hsm, &key, err, errlen, path) != 0)
+        goto out;
+    if (check_key_matches(ctx, key, l, err, errlen, path) != 0)
+        goto out;
+    if (l->auth != GW_AUTH_ONE_WAY) {
+        if (l->client_ca == NULL ||
+            wolfSSL_CTX_load_verify_locations(ctx, l->client_ca, NULL) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "%s:%d: listener \"%s\": cannot load client CA %s", path, l->client_ca_line,
+                     l->name, l->client_ca ? l->client_ca : "(none)");
+            goto out;
+        }
+        int mode = WOLFSSL_VERIFY_PEER;
+        if (l->auth == GW_AUTH_TWO_WAY)
+            mode |= WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        wolfSSL_CTX_set_verify(ctx, mode, verify_cb);
+        wolfSSL_CTX_set_verify_depth(ctx, (int)l->verify_depth);
+    } else {
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    }
+    /* Clients that speak TLS 1.2 must not renegotiate (CVE-2009-3555 class); wolfSSL servers never
+     * initiate it, and secure renegotiation is not compiled as a server feature. */
+    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_SERVER);
+    *ctx_out = ctx;
+    *key_out = key;
+    ctx = NULL;
+    ret = 0;
+out:
+    if (ctx != NULL)
+        wolfSSL_CTX_free(ctx);
+    return ret;
+}
+
+void gw_tls_ctx_free(void *ctx)
+{
+    if (ctx != NULL)
+        wolfSSL_CTX_free(ctx);
+}
+
+void *gw_tls_new(void *ctx, int fd, struct hsm_key *key, struct gw_tls_state *st)
+{
+    WOLFSSL *ssl = wolfSSL_new(ctx);
+    if (ssl == NULL)
+        return NULL;
+    if (wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS ||
+        wolfSSL_set_ex_data(ssl, ssl_state_idx, st) != WOLFSSL_SUCCESS) {
+        wolfSSL_free(ssl);
+        return NULL;
+    }
+    wolfSSL_set_using_nonblock(ssl, 1);
+    if (key != NULL) {
+        wolfSSL_SetEccSignCtx(ssl, key);
+        wolfSSL_SetRsaSignCtx(ssl, key);
+        wolfSSL_SetRsaPssSignCtx(ssl, key);
+    }
+    return ssl;
+}
+
+void gw_tls_free(void *ssl)
+{
+    if (ssl != NULL)
+        wolfSSL_free(ssl);
+}
+
+/* ---- peer identity ---- */
+
+static void name_rfc4514(WOLFSSL_X509_NAME *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    WOLFSSL_BIO *bio = wolfSSL_BIO_new(wolfSSL_BIO_s_mem());
+    if (bio == NULL || name == NULL)
+        goto out;
+    if (wolfSSL_X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) != WOLFSSL_SUCCESS)
+        goto out;
+    char *p = NULL;
+    long n = wolfSSL_BIO_get_mem_data(bio, &p);
+    if (n > 0 && p != NULL) {
+        size_t m = (size_t)n < len - 1 ? (size_t)n : len - 1;
+        memcpy(buf, p, m);
+        buf[m] = '\0';
+    }
+out:
+    if (bio != NULL)
+        wolfSSL_BIO_free(bio);
+}
+
+static void hex(const unsigned char *in, size_t n, char *out, size_t cap, int upper)
+{
+    static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
+    const char *d = upper ? up : lo;
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 2 < cap; i++) {
+        out[j++] = d[in[i] >> 4];
+        out[j++] = d[in[i] & 15];
+    }
+    out[j] = '\0';
+}
+
+void gw_tls_peer_info(void *vssl, struct gw_peer_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(vssl);
+    if (x == NULL)
+        return;
+    out->has_cert = 1;
+    name_rfc4514(wolfSSL_X509_get_subject_name(x), out->subject, sizeof(out->subject));
+    name_rfc4514(wolfSSL_X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+    unsigned char serial[64];
+    int sn = (int)sizeof(serial);
+    if (wolfSSL_X509_get_serial_number(x, serial, &sn) == WOLFSSL_SUCCESS && sn > 0)
+        hex(serial, (size_t)sn, out->serial, sizeof(out->serial), 1);
+    int dlen = 0;
+    const unsigned char *der = wolfSSL_X509_get_der(x, &dlen);
+    unsigned char fp[WC_SHA256_DIGEST_SIZE];
+    if (der != NULL && dlen > 0 && wc_Sha256Hash(der, (word32)dlen, fp) == 0)
+        hex(fp, sizeof(fp), out->fp_sha256, sizeof(out->fp_sha256), 0);
+    const WOLFSSL_ASN1_TIME *na = wolfSSL_X509_get_notAfter(x);
+    struct tm tm;
+    if (na != NULL && wolfSSL_ASN1_TIME_to_tm(na, &tm) == WOLFSSL_SUCCESS)
+        strftime(out->not_after, sizeof(out->not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    wolfSSL_X509_free(x);
+}
+
+const char *gw_tls_handshake_reason(void *ssl, int err, const struct gw_tls_state *st)
+{
+    if (st != NULL && st->reason != NULL)
+        return st->reason;
+    (void)ssl;
+    switch (err) {
+    case WOLFSSL_ERROR_ZERO_RETURN: return "client_closed";
+    case WOLFSSL_ERROR_SYSCALL: return "connection_reset";
+    case NO_PEER_CERT: return "no_client_certificate";
+    case VERSION_ERROR: return "protocol_version";
+    case MATCH_SUITE_ERROR: return "no_shared_cipher";
+    case SOCKET_ERROR_E: return "connection_reset";
+    case SOCKET_PEER_CLOSED_E: return "client_closed";
+    case FATAL_ERROR: return "alert_received";
+    case ASN_NO_SIGNER_E: return "unknown_ca";
+    case ASN_AFTER_DATE_E: return "certificate_expired";
+    case ASN_BEFORE_DATE_E: return "certificate_not_yet_valid";
+    case UNKNOWN_RECORD_TYPE:
+    case PARSE_ERROR:
+    case BUFFER_ERROR:
+    case LENGTH_ERROR:
+    case INCOMPLETE_DATA: return "malformed_tls";
+    default: return "handshake_failed";
+    }
+}

@@ -1,0 +1,54 @@
+/* tls.h - wolfSSL termination for one listener: the context (certificate chain, HSM-held key bound
+ * through wolfSSL's PK callbacks, client CA and verification rules) and per-connection helpers.
+ * wolfSSL types are kept out of this header's users' way: they get void pointers. */
+#ifndef HSMGATE_GATEWAY_TLS_H
+#define HSMGATE_GATEWAY_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/config.h"
+
+struct hsm_ctx;
+struct hsm_key;
+
+/* Per-connection verification state the verify callback writes; lives in the connection. */
+#define GW_TLS_STATE_MAGIC 0x67775453u /* "gwTS" */
+struct gw_tls_state {
+    uint32_t magic;
+    const char *reason;       /* static string: why the client was refused, or NULL */
+};
+
+/* Process-wide wolfSSL set-up and tear-down (call once each from the main thread). */
+int gw_tls_global_init(void);
+void gw_tls_global_cleanup(void);
+
+/* Builds a server context for the listener: chain from l->certificate, key from l->key (a PKCS#11
+ * URI resolved in hsm, or a PEM file), client CA and verify mode from l->auth/l->client_ca,
+ * versions, ciphers, session tickets. *ctx_out is a WOLFSSL_CTX *. *key_out is the HSM key or NULL
+ * for a file key. On failure writes "file:line: ..." into err and returns -1. */
+int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l, struct hsm_ctx *hsm,
+                   void **ctx_out, struct hsm_key **key_out, char *err, size_t errlen);
+void gw_tls_ctx_free(void *ctx);
+
+/* Creates the WOLFSSL for an accepted socket, with the key's signing context and the
+ * verification state attached. Returns NULL on allocation failure. */
+void *gw_tls_new(void *ctx, int fd, struct hsm_key *key, struct gw_tls_state *st);
+void gw_tls_free(void *ssl);
+
+/* What the access log and later the identity headers need to know of the peer. */
+struct gw_peer_info {
+    int has_cert;
+    char subject[512];        /* RFC 4514 */
+    char issuer[512];
+    char serial[130];         /* hex, upper case */
+    char fp_sha256[65];       /* hex, lower case, of the DER certificate */
+    char not_after[32];       /* RFC 3339 */
+};
+void gw_tls_peer_info(void *ssl, struct gw_peer_info *out);
+
+/* Maps a failed handshake (err: wolfSSL_get_error of the failing call) to a short reason for logs and metrics
+ * ("no_client_certificate", "certificate_expired", "unknown_ca", "hsm_sign_failed", ...). */
+const char *gw_tls_handshake_reason(void *ssl, int err, const struct gw_tls_state *st);
+
+#endif
