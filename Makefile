@@ -49,8 +49,11 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 SHIM      := $(B)/tests/libp11shim.so
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%)
+BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench
 
-.PHONY: all deps wolfssl test unit integration asan demo demo-clean clean distclean
+.PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools
 all: $(B)/hsmgate $(SHIM)
 
 deps:
@@ -80,8 +83,24 @@ $(SHIM): tests/fault/p11shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fPIC -shared $(shell pkg-config --cflags p11-kit-1) -o $@ $< -ldl -pthread
 
+# Fuzz targets built with gcc as programs that read inputs from files: `make test` replays each corpus.
+$(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(B)/libhsmgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DFUZZ_STANDALONE $(LDFLAGS) -o $@ $< $(B)/libhsmgate.a $(ALL_LIBS)
+
+$(B)/tests/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< -lssl -lcrypto -lm -pthread
+
+$(B)/tests/hsm_bench: $(B)/obj/tests/bench/hsm_bench.o $(B)/libhsmgate.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+fuzz-replay: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_BINS); do n=$$(basename $$t); n=$${n#fuzz_}; \
+	  echo "== $$t tests/fuzz/corpus/$$n"; $$t tests/fuzz/corpus/$$n/*; done
 
 integration: $(B)/hsmgate $(SHIM)
 	HSMGATE_BIN=$(CURDIR)/$(B)/hsmgate HSMGATE_SHIM=$(CURDIR)/$(SHIM) HSMGATE_FLAVOUR=$(FLAVOUR) \
@@ -89,12 +108,15 @@ integration: $(B)/hsmgate $(SHIM)
 
 test: deps
 	$(MAKE) wolfssl
-	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) all $(UNIT_BINS) $(FUZZ_BINS)
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) integration
 
 asan:
 	$(MAKE) FLAVOUR=asan test
+
+bench-tools: $(BENCH_BINS)
 
 demo: deps
 	$(MAKE) wolfssl
@@ -111,4 +133,4 @@ clean:
 distclean:
 	rm -rf build demo
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -14,6 +14,7 @@ pkgs=(
   libcmocka-dev                            # unit tests
   python3 python3-pytest                   # integration tests
   openssl curl                             # real TLS clients in the tests and the demo
+  libssl-dev                               # the benchmark load generator (OpenSSL: independent of the server)
   procps psmisc                            # pgrep/ps in the test harness
 )
 [ "${WOLFSSL:-local}" = system ] && pkgs+=(libwolfssl-dev)

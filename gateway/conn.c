@@ -26,7 +26,12 @@
 
 #define GW_BUF_SIZE 16384u
 
-enum gw_conn_state { CS_HANDSHAKE, CS_CONNECTING, CS_PROXY };
+enum gw_conn_state { CS_HANDSHAKE, CS_CONNECTING, CS_PROXY, CS_LINGER };
+
+/* After a refused handshake the client may still have bytes in flight (TLS 1.3 clients send data
+ * right after their Finished). Closing with unread data makes the kernel send a reset, which can
+ * destroy our alert before the client reads it; so shut our side, read and drop for a moment, close. */
+#define LINGER_MS 1000
 
 struct gw_buf {
     unsigned char *data;
@@ -47,7 +52,7 @@ struct gw_conn {
     uint32_t cev, bev;                 /* interest currently registered (0: not registered) */
     unsigned client_eof : 1, backend_eof : 1, backend_shut : 1;
     unsigned c_read_wants_write : 1, c_write_wants_read : 1, c_write_wants_write : 1, c_hs_wants_write : 1;
-    unsigned counted_listener : 1, closed : 1;
+    unsigned counted_listener : 1, closed : 1, hs_done : 1;
     uint32_t pending_write;            /* length of a wolfSSL_write that must be retried as is */
     struct gw_buf c2b, b2c;
     uint64_t bytes_in, bytes_out;
@@ -115,7 +120,7 @@ static void log_access(struct gw_conn *c)
     struct gw_peer_info pi;
     const char *version = "", *cipher = "";
     int resumed = 0;
-    if (c->ssl != NULL && c->state != CS_HANDSHAKE) {
+    if (c->ssl != NULL && c->hs_done) {
         gw_tls_peer_info(c->ssl, &pi);
         version = wolfSSL_get_version(c->ssl);
         cipher = wolfSSL_get_cipher(c->ssl);
@@ -144,7 +149,7 @@ static void log_access(struct gw_conn *c)
     json_object_set_new(o, "client_fingerprint_sha256", json_string(pi.fp_sha256));
     json_object_set_new(o, "result", json_string(c->result ? c->result : "closed"));
     json_object_set_new(o, "reason", c->reason ? json_string(c->reason) : json_null());
-    if (c->state != CS_HANDSHAKE && c->backend_tries > 0) {
+    if (c->hs_done && c->backend_tries > 0) {
         const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
         json_object_set_new(o, "backend", json_string(b->addr.text));
     }
@@ -468,10 +473,37 @@ static void backend_connected(struct gw_conn *c)
 
 /* ---- handshake ---- */
 
+static void linger_read(struct gw_conn *c)
+{
+    unsigned char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->cfd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        conn_close(c); /* EOF or error: the client is done */
+        return;
+    }
+}
+
+static void linger(struct gw_conn *c)
+{
+    c->state = CS_LINGER;
+    c->deadline_ms = c->w->now_ms + LINGER_MS;
+    (void)shutdown(c->cfd, SHUT_WR);
+    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0) {
+        conn_close(c);
+        return;
+    }
+    linger_read(c);
+}
+
 static void handshake_step(struct gw_conn *c)
 {
     int rc = wolfSSL_accept(c->ssl);
     if (rc == WOLFSSL_SUCCESS) {
+        c->hs_done = 1;
         atomic_fetch_add(&c->l->stats->handshakes_ok, 1);
         if (wolfSSL_session_reused(c->ssl))
             atomic_fetch_add(&c->l->stats->resumed, 1);
@@ -493,7 +525,9 @@ static void handshake_step(struct gw_conn *c)
     atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
     const char *reason = gw_tls_handshake_reason(c->ssl, e, &c->tls);
     gw_log(LOG_INFO, "listener %s: handshake from %s refused: %s", c->l->cfg->name, c->peer, reason);
-    conn_fail(c, "handshake_failed", reason);
+    c->result = "handshake_failed";
+    c->reason = reason;
+    linger(c);
 }
 
 void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events)
@@ -512,6 +546,9 @@ void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events)
         return;
     case CS_PROXY:
         (void)pump(c);
+        return;
+    case CS_LINGER:
+        linger_read(c);
         return;
     }
 }
@@ -534,6 +571,9 @@ void gw_conn_sweep(struct gw_worker *w, int force)
                 break;
             case CS_PROXY:
                 conn_fail(c, "ok", "idle_timeout");
+                break;
+            case CS_LINGER:
+                conn_close(c);
                 break;
             }
         }

@@ -215,14 +215,14 @@ fail:
 
 /* Tells every worker to look at the state and waits until all have (bounded: a worker stuck in a
  * long HSM call must not hang the main thread forever). */
-static void notify_workers(struct gw_server *srv)
+static void notify_workers(struct gw_server *srv, int wait)
 {
     atomic_store(&srv->acks, 0);
     uint64_t one = 1;
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (write(srv->workers[i].evfd, &one, sizeof(one)) < 0)
             gw_log(LOG_ERR, "cannot wake worker %u: %s", i, strerror(errno));
-    for (int spins = 0; spins < 10000 && atomic_load(&srv->acks) < srv->nworkers; spins++) {
+    for (int spins = 0; wait && spins < 10000 && atomic_load(&srv->acks) < srv->nworkers; spins++) {
         struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);
     }
@@ -266,7 +266,7 @@ static void reload(struct gw_server *srv)
     struct gw_gen *old = atomic_exchange(&srv->gen, g);
     srv->max_connections = max_conn;
     srv->drain_timeout_ms = drain;
-    notify_workers(srv);
+    notify_workers(srv, 1);
     sweep_sockets(srv);
     gw_gen_unref(old);
     if (level_copy != NULL)
@@ -328,7 +328,7 @@ static int start_workers(struct gw_server *srv)
             /* Workers already started stop at once: nothing has been accepted yet that matters. */
             atomic_store(&srv->state, GW_STOPPING);
             srv->nworkers = i;
-            notify_workers(srv);
+            notify_workers(srv, 0);
             for (unsigned k = 0; k < i; k++)
                 pthread_join(srv->workers[k].thread, NULL);
             return -1;
@@ -342,7 +342,7 @@ static void drain(struct gw_server *srv)
     gw_log(LOG_INFO, "draining: no new connections; waiting up to %u ms for %u open connection(s)",
            srv->drain_timeout_ms, atomic_load(&srv->active));
     atomic_store(&srv->state, GW_DRAINING);
-    notify_workers(srv);
+    notify_workers(srv, 1);
     for (size_t i = 0; i < srv->nsocks; i++)
         srv->socks[i].used = 0;
     sweep_sockets(srv);
@@ -358,8 +358,9 @@ static void drain(struct gw_server *srv)
             break;
         }
     }
+    /* Workers that finished draining have exited and will not acknowledge: join them instead. */
     atomic_store(&srv->state, GW_STOPPING);
-    notify_workers(srv);
+    notify_workers(srv, 0);
     for (unsigned i = 0; i < srv->nworkers; i++)
         pthread_join(srv->workers[i].thread, NULL);
 }

@@ -126,6 +126,8 @@ static const char *x509_reason(int err)
     case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "chain_too_long";
     case X509_V_ERR_INVALID_PURPOSE: return "not_for_client_auth";
     case X509_V_ERR_INVALID_CA: return "invalid_ca";
+    case X509_V_ERR_PATH_LENGTH_EXCEEDED: return "path_length_exceeded";
+    case EXTKEYUSE_AUTH_E: return "not_for_client_auth"; /* wolfSSL's own EKU check, passed through as is */
     default: return "certificate_invalid";
     }
 }
@@ -227,17 +229,14 @@ static int check_key_matches(WOLFSSL_CTX *ctx, struct hsm_key *key, const struct
         }
         return 0;
     }
+    /* Compare the certificate's SubjectPublicKeyInfo, as encoded in it, with the token's. */
     int ok = 0;
-    WOLFSSL_EVP_PKEY *pk = wolfSSL_X509_get_pubkey(x);
-    if (pk != NULL) {
-        unsigned char *der = NULL;
-        int n = wolfSSL_i2d_PUBKEY(pk, &der);
-        size_t spki_len = 0;
-        const uint8_t *spki = hsm_key_spki(key, &spki_len);
-        ok = n > 0 && (size_t)n == spki_len && memcmp(der, spki, spki_len) == 0;
-        XFREE(der, NULL, DYNAMIC_TYPE_OPENSSL);
-        wolfSSL_EVP_PKEY_free(pk);
-    }
+    unsigned char spki_cert[2048];
+    int n = (int)sizeof(spki_cert);
+    size_t spki_len = 0;
+    const uint8_t *spki = hsm_key_spki(key, &spki_len);
+    if (wolfSSL_X509_get_pubkey_buffer(x, spki_cert, &n) == WOLFSSL_SUCCESS)
+        ok = n > 0 && (size_t)n == spki_len && memcmp(spki_cert, spki, spki_len) == 0;
     if (!ok) {
         snprintf(err, errlen, "%s:%d: listener \"%s\": the HSM key %s is not the key of certificate %s",
                  path, l->key_line, l->name, l->key, l->certificate);

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The demo: a SoftHSM token in demo/, a root CA and a server key generated inside it, a client
+# certificate for curl, a small backend, and the gateway in the foreground with a one-way listener
+# on 8443 and a two-way listener on 9444. Run again, it reuses what it made; `make demo-clean` removes it.
+#
+#   tests/demo/demo.sh PATH/TO/hsmgate     run the demo
+#   tests/demo/demo.sh --stop              stop a demo running in the background
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+demo="$top/demo"
+
+if [ "${1:-}" = "--stop" ]; then
+  for p in "$demo/backend.pid" "$demo/hsmgate.pid"; do
+    [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+  done
+  exit 0
+fi
+
+bin=${1:?usage: demo.sh PATH/TO/hsmgate}
+module=/usr/lib/softhsm/libsofthsm2.so
+export SOFTHSM2_CONF="$demo/softhsm2.conf"
+mkdir -p "$demo/tokens"
+chmod 700 "$demo"
+
+if [ ! -f "$demo/.provisioned" ]; then
+  echo "demo: provisioning a SoftHSM token and a PKI in $demo"
+  rm -rf "$demo/tokens"/* "$demo"/*.pem "$demo"/*.crt "$demo"/*.key "$demo"/*.csr
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$demo/tokens" > "$SOFTHSM2_CONF"
+  # Demo PINs: a real deployment takes them from a secrets store (docs/operations.md).
+  umask 077
+  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$demo/hsm.pin"
+  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$demo/so.pin"
+  umask 022
+  softhsm2-util --init-token --free --label hsmgate --so-pin "$(cat "$demo/so.pin")" --pin "$(cat "$demo/hsm.pin")" >/dev/null
+  hsm=(--module "$module" --pin "file:$demo/hsm.pin")
+  "$bin" pki keygen "${hsm[@]}" --token-uri "pkcs11:token=hsmgate" --label root --type ec:P-256 >/dev/null
+  "$bin" pki keygen "${hsm[@]}" --token-uri "pkcs11:token=hsmgate" --label server --type ec:P-256 >/dev/null
+  "$bin" pki root "${hsm[@]}" --key "pkcs11:token=hsmgate;object=root;type=private" \
+      --subject "/CN=hsmgate demo root CA/O=hsmgate demo" --out "$demo/root-ca.pem"
+  "$bin" pki server "${hsm[@]}" --ca-key "pkcs11:token=hsmgate;object=root;type=private" --ca-cert "$demo/root-ca.pem" \
+      --key "pkcs11:token=hsmgate;object=server;type=private" --subject "/CN=localhost/O=hsmgate demo" \
+      --san DNS:localhost --san IP:127.0.0.1 --chain --out "$demo/server-chain.pem"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$demo/client.key" \
+      -out "$demo/client.csr" -subj "/CN=demo-client/O=Example Bank" 2>/dev/null
+  "$bin" pki client "${hsm[@]}" --ca-key "pkcs11:token=hsmgate;object=root;type=private" --ca-cert "$demo/root-ca.pem" \
+      --csr "$demo/client.csr" --out "$demo/client.crt"
+  chmod 600 "$demo/client.key"
+  cat > "$demo/hsmgate.yaml" <<EOT
+# hsmgate demo configuration (made by tests/demo/demo.sh)
+hsm: { module: $module, pin: "file:$demo/hsm.pin" }
+log: { level: info, access_log: "$demo/access.log" }
+pid_file: $demo/hsmgate.pid
+listeners:
+  - name: public
+    type: tcp
+    bind: 127.0.0.1:8443
+    auth: one-way
+    certificate: $demo/server-chain.pem
+    key: "pkcs11:token=hsmgate;object=server;type=private"
+    backends: [127.0.0.1:7000]
+  - name: payments
+    type: tcp
+    bind: 127.0.0.1:9444
+    auth: two-way
+    certificate: $demo/server-chain.pem
+    key: "pkcs11:token=hsmgate;object=server;type=private"
+    client_ca: $demo/root-ca.pem
+    backends: [127.0.0.1:7000]
+EOT
+  touch "$demo/.provisioned"
+else
+  echo "demo: reusing the token and PKI in $demo"
+fi
+
+"$bin" check -c "$demo/hsmgate.yaml"
+
+/usr/bin/python3 "$top/tests/demo/backend.py" 7000 2>>"$demo/backend.log" &
+echo $! > "$demo/backend.pid"
+trap 'kill "$(cat "$demo/backend.pid")" 2>/dev/null || true; rm -f "$demo/backend.pid"' EXIT
+
+cat <<EOT
+
+hsmgate demo: the server key and the root CA key live in the SoftHSM token in demo/tokens.
+Try, from another terminal in $top:
+
+  # one-way TLS (only the server proves itself):
+  curl --cacert demo/root-ca.pem https://localhost:8443/hello
+
+  # two-way (mutual) TLS: the client certificate issued by the HSM-held root CA:
+  curl --cacert demo/root-ca.pem --cert demo/client.crt --key demo/client.key https://localhost:9444/pay
+
+  # the same without a client certificate is refused:
+  curl --cacert demo/root-ca.pem https://localhost:9444/pay
+
+  # the handshake in detail:
+  openssl s_client -connect 127.0.0.1:9444 -CAfile demo/root-ca.pem -cert demo/client.crt -key demo/client.key -brief
+
+  # one JSON line per connection:
+  tail -f demo/access.log
+
+Ctrl-C stops the gateway and the backend. 'make demo-clean' removes demo/.
+
+EOT
+"$bin" run -c "$demo/hsmgate.yaml"
