@@ -7,7 +7,7 @@
 
 FLAVOUR ?= release
 WOLFSSL ?= local
-B       := build/$(FLAVOUR)
+B       := build/$(FLAVOUR)$(if $(filter system,$(WOLFSSL)),-system-wolfssl)
 WOLFSSL_PREFIX ?= $(CURDIR)/build/wolfssl
 PYTEST  ?= /usr/bin/python3 -m pytest
 export WOLFSSL
@@ -95,8 +95,8 @@ $(B)/tests/loadgen: tests/bench/loadgen.c
 $(B)/tests/hsm_bench: $(B)/obj/tests/bench/hsm_bench.o $(B)/libhsmgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
-unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+unit: $(UNIT_BINS) $(SHIM)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; HSMGATE_SHIM=$(CURDIR)/$(SHIM) $$t; done
 
 fuzz-replay: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_BINS); do n=$$(basename $$t); n=$${n#fuzz_}; \
@@ -128,7 +128,7 @@ demo-clean:
 	rm -rf demo
 
 clean:
-	rm -rf build/release build/asan
+	rm -rf build/release build/asan build/*-system-wolfssl
 
 distclean:
 	rm -rf build demo
