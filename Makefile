@@ -51,9 +51,9 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 SHIM      := $(B)/tests/libp11shim.so
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%)
-BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench
+BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod
 
-.PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools
+.PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench
 all: $(B)/hsmgate $(SHIM)
 
 deps:
@@ -92,6 +92,10 @@ $(B)/tests/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< -lssl -lcrypto -lm -pthread
 
+$(B)/tests/echod: tests/bench/echod.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
+
 $(B)/tests/hsm_bench: $(B)/obj/tests/bench/hsm_bench.o $(B)/libhsmgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
@@ -117,6 +121,12 @@ asan:
 	$(MAKE) FLAVOUR=asan test
 
 bench-tools: $(BENCH_BINS)
+
+# Not part of `make test`: numbers never fail the suite. QUICK=1 for a short run.
+bench: deps
+	$(MAKE) wolfssl
+	$(MAKE) all bench-tools
+	/usr/bin/python3 tests/bench/run.py $(if $(QUICK),--quick)
 
 demo: deps
 	$(MAKE) wolfssl

@@ -336,24 +336,51 @@ void gw_tls_free(void *ssl)
 
 /* ---- peer identity ---- */
 
+/* RFC 4514 2.4: escapes one attribute value into buf at *pos (truncating safely at len). */
+static void rdn_escape(const unsigned char *v, int n, char *buf, size_t len, size_t *pos)
+{
+    for (int i = 0; i < n && *pos + 4 < len; i++) {
+        unsigned char ch = v[i];
+        int special = ch == ',' || ch == '+' || ch == '"' || ch == '\\' || ch == '<' || ch == '>' || ch == ';' ||
+                      (ch == ' ' && (i == 0 || i == n - 1)) || (ch == '#' && i == 0);
+        if (ch < 0x20 || ch == 0x7f) {
+            *pos += (size_t)snprintf(buf + *pos, len - *pos, "\\%02X", ch);
+        } else {
+            if (special)
+                buf[(*pos)++] = '\\';
+            buf[(*pos)++] = (char)ch;
+        }
+    }
+    buf[*pos] = '\0';
+}
+
+/* RFC 4514: the most specific RDN first ("CN=client,O=Bank"), as OpenSSL's -nameopt RFC2253 prints. */
 static void name_rfc4514(WOLFSSL_X509_NAME *name, char *buf, size_t len)
 {
+    size_t pos = 0;
     buf[0] = '\0';
-    WOLFSSL_BIO *bio = wolfSSL_BIO_new(wolfSSL_BIO_s_mem());
-    if (bio == NULL || name == NULL)
-        goto out;
-    if (wolfSSL_X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) != WOLFSSL_SUCCESS)
-        goto out;
-    char *p = NULL;
-    long n = wolfSSL_BIO_get_mem_data(bio, &p);
-    if (n > 0 && p != NULL) {
-        size_t m = (size_t)n < len - 1 ? (size_t)n : len - 1;
-        memcpy(buf, p, m);
-        buf[m] = '\0';
+    if (name == NULL)
+        return;
+    int count = wolfSSL_X509_NAME_entry_count(name);
+    for (int i = count - 1; i >= 0 && pos + 8 < len; i--) {
+        WOLFSSL_X509_NAME_ENTRY *e = wolfSSL_X509_NAME_get_entry(name, i);
+        WOLFSSL_ASN1_OBJECT *obj = e ? wolfSSL_X509_NAME_ENTRY_get_object(e) : NULL;
+        WOLFSSL_ASN1_STRING *val = e ? wolfSSL_X509_NAME_ENTRY_get_data(e) : NULL;
+        if (obj == NULL || val == NULL)
+            continue;
+        char type[80];
+        const char *sn = wolfSSL_OBJ_nid2sn(wolfSSL_OBJ_obj2nid(obj));
+        if (sn == NULL || wolfSSL_OBJ_obj2nid(obj) == 0) {
+            if (wolfSSL_OBJ_obj2txt(type, (int)sizeof(type), obj, 1) <= 0)
+                continue;
+            sn = type;
+        }
+        int w = snprintf(buf + pos, len - pos, "%s%s=", pos ? "," : "", sn);
+        if (w < 0 || (size_t)w >= len - pos)
+            break;
+        pos += (size_t)w;
+        rdn_escape(wolfSSL_ASN1_STRING_data(val), wolfSSL_ASN1_STRING_length(val), buf, len, &pos);
     }
-out:
-    if (bio != NULL)
-        wolfSSL_BIO_free(bio);
 }
 
 static void hex(const unsigned char *in, size_t n, char *out, size_t cap, int upper)
