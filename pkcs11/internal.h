@@ -135,9 +135,11 @@ struct hsm_key {
     uint8_t *spki;
     size_t spki_len;
     /* The lookup template, fixed at open (class + CKA_ID + CKA_LABEL as found), reused at every reopen. */
-    CK_ATTRIBUTE tmpl[3];
+    CK_ATTRIBUTE tmpl[4];
     CK_ULONG ntmpl;
     CK_OBJECT_CLASS cls;
+    CK_BBOOL on_token;           /* CKA_TOKEN = TRUE in tmpl: our own session copies never match */
+    atomic_int copy_logged;      /* the session-copy path has been logged once */
     uint8_t *id;
     char *label;
     CK_OBJECT_HANDLE main_h;

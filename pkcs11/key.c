@@ -309,6 +309,8 @@ static int key_describe(struct hsm_key *key, char *err, size_t errlen)
         key->tmpl[key->ntmpl++] = (CK_ATTRIBUTE){CKA_ID, key->id, id_len};
     if (label_len > 0)
         key->tmpl[key->ntmpl++] = (CK_ATTRIBUTE){CKA_LABEL, key->label, label_len};
+    key->on_token = CK_TRUE;
+    key->tmpl[key->ntmpl++] = (CK_ATTRIBUTE){CKA_TOKEN, &key->on_token, sizeof(key->on_token)};
 
     if (kt == CKK_EC) {
         key->type = HSM_KEY_EC;
@@ -357,7 +359,8 @@ int hsm_key_open(struct hsm_ctx *ctx, const char *uri_str, struct hsm_key **out,
     struct hsm_token *tok = NULL;
     char *canon = NULL, *pin_value = NULL;
     const char *mpath, *mname, *psrc;
-    CK_ATTRIBUTE *attrs, tmpl[3];
+    CK_ATTRIBUTE *attrs, tmpl[4];
+    CK_BBOOL on_token = CK_TRUE;
     CK_ULONG nattrs, nt = 0, count = 0;
     CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY;
     CK_OBJECT_HANDLE objs[2];
@@ -415,6 +418,8 @@ int hsm_key_open(struct hsm_ctx *ctx, const char *uri_str, struct hsm_key **out,
             tmpl[nt++] = attrs[i];
         }
     }
+    /* Token objects only: the session copies workers make (session.c) must never count as a second match. */
+    tmpl[nt++] = (CK_ATTRIBUTE){CKA_TOKEN, &on_token, sizeof(on_token)};
 
     mpath = p11_kit_uri_get_module_path(uri);
     mname = p11_kit_uri_get_module_name(uri);

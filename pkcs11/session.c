@@ -161,6 +161,25 @@ int hsm_key_th_ready(struct hsm_key *key, unsigned idx, CK_OBJECT_HANDLE *out)
         return rc;
     }
     kt->missing = 0;
+    /* A session copy of the key (C_CopyObject, CKA_TOKEN false: it stays inside the token, as
+     * sensitive and unextractable as the original, and dies with the session). SoftHSM re-reads and
+     * locks a token object's file at every use; a session object lives in memory, which roughly
+     * doubles the signatures per second. A token whose policy refuses the copy keeps the original. */
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE copy_tmpl[] = { { CKA_TOKEN, &no, sizeof(no) } };
+    CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+    CK_RV crv = key->tok->mod->fl->C_CopyObject(ts->h, h, copy_tmpl, 1, &copy);
+    if (crv == CKR_OK && copy != CK_INVALID_HANDLE) {
+        if (atomic_exchange(&key->copy_logged, 1) == 0)
+            hsm_log(LOG_INFO, "key %s: each worker signs with its own session copy of the key", key->uri);
+        h = copy;
+    } else if (hsm_ckr_is_lost(crv)) {
+        hsm_tsess_lost(key->tok, idx, crv);
+        return HSM_E_SESSION;
+    } else if (atomic_exchange(&key->copy_logged, 1) == 0) {
+        hsm_log(LOG_INFO, "key %s: the token refuses a session copy (%s); signing with the token object",
+                key->uri, hsm_ckr_name(crv));
+    }
     kt->h = h;
     kt->epoch = ts->epoch;
     *out = h;

@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -120,8 +121,10 @@ def main():
             for _ in range(runs):
                 r = run([str(HSM_BENCH), t.module, f"file:{t.pin_file}", t.uri("server-ec256"), str(threads),
                          str(seconds)], env=t.env)
-                text = r.stdout.decode()
-                vals.append(float([w for w in text.replace("=", " ").split() if w.replace(".", "", 1).isdigit()][-1]))
+                m = re.search(r"([0-9.]+) signs/s total", r.stdout.decode())
+                if m is None:
+                    raise SystemExit(f"hsm_bench printed no total: {r.stdout.decode()}")
+                vals.append(float(m.group(1)))
             results.append(summarise(f"hsm_sign_p256_{threads}t", "pkcs11 layer + SoftHSM", "signs_per_s", "1/s", vals))
     finally:
         echod.send_signal(signal.SIGTERM)

@@ -882,7 +882,8 @@ static void test_relogin_rereads_pin(void **state)
     hsm_ctx_free(ctx);
 }
 
-/* A key deleted under a running thread: its handle fails (a loss), the re-lookup finds nothing
+/* A key deleted under a running thread: the thread's session copy signs on until its session is
+ * reopened (as a key loaded in memory would until a reload); then the re-lookup finds nothing
  * (HSM_E_KEY, logged once), and lookups are then retried at most every 100 ms. */
 static void test_key_vanishes(void **state)
 {
@@ -903,6 +904,8 @@ static void test_key_vanishes(void **state)
     assert_int_equal(f->C_OpenSession(key->tok->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw), CKR_OK);
     assert_int_equal(f->C_DestroyObject(rw, key->main_h), CKR_OK);
     f->C_CloseSession(rw);
+    check_ecdsa(key, 256, "session copy after deletion");
+    assert_int_equal(f->C_CloseSession(key->tok->sess[6].h), CKR_OK);
 
     assert_int_equal(hsm_sign(key, HSM_SIG_ECDSA, 0, hash, 32, sig, &slen), HSM_E_SESSION);
     sleep_ms(120);
