@@ -40,11 +40,20 @@ case "$(basename "$srcdir")" in
 esac
 
 cd "$srcdir"
-autoreconf -fi >&2
-# shellcheck disable=SC2086
-./configure --prefix="$prefix" $flags CFLAGS="-O2 -g -fPIC" >&2
-make -j"$(nproc)" >&2
-make install >&2
+log="$work/build.log"
+echo "wolfssl.sh: autoreconf, configure, make (output in $log)" >&2
+build() {
+  autoreconf -fi
+  # shellcheck disable=SC2086
+  ./configure --prefix="$prefix" $flags CFLAGS="-O2 -g -fPIC"
+  make -j"$(nproc)"
+  make install
+}
+if ! build > "$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "wolfssl.sh: the wolfssl build failed; full output in $log" >&2
+  exit 1
+fi
 # --enable-distro leaves options.h out of `make install` (Debian ships it separately).
 install -m 0644 wolfssl/options.h "$prefix/include/wolfssl/options.h"
 echo "$want" > "$stamp"

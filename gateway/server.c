@@ -339,13 +339,14 @@ static int start_workers(struct gw_server *srv)
 
 static void drain(struct gw_server *srv)
 {
-    gw_log(LOG_INFO, "draining: no new connections; waiting up to %u ms for %u open connection(s)",
-           srv->drain_timeout_ms, atomic_load(&srv->active));
     atomic_store(&srv->state, GW_DRAINING);
     notify_workers(srv, 1);
     for (size_t i = 0; i < srv->nsocks; i++)
         srv->socks[i].used = 0;
     sweep_sockets(srv);
+    /* Said once the listening sockets are closed: from here on a new connection is refused. */
+    gw_log(LOG_INFO, "draining: no new connections; waiting up to %u ms for %u open connection(s)",
+           srv->drain_timeout_ms, atomic_load(&srv->active));
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
