@@ -53,7 +53,7 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%)
 BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod
 
-.PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench
+.PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench valgrind
 all: $(B)/hsmgate $(SHIM)
 
 deps:
@@ -119,6 +119,14 @@ test: deps
 
 asan:
 	$(MAKE) FLAVOUR=asan test
+
+# The unit tests and the integration suite with the gateway under valgrind (slow; not part of `make test`).
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+valgrind: deps
+	$(MAKE) wolfssl
+	$(MAKE) all $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; HSMGATE_SHIM=$(CURDIR)/$(SHIM) $(VALGRIND) $$t; done
+	HSMGATE_WRAPPER="$(VALGRIND)" $(MAKE) integration
 
 bench-tools: $(BENCH_BINS)
 

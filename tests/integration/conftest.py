@@ -222,9 +222,12 @@ class Gateway:
     def start(self, wait=True):
         env = dict(self.token.env, **self.extra_env)
         self.errf = open(self.errlog, "ab")
-        self.proc = subprocess.Popen([BIN, "run", "-c", str(self.config)], stdout=self.errf, stderr=self.errf, env=env)
+        # HSMGATE_WRAPPER="valgrind --error-exitcode=99 --leak-check=full" runs the gateway under a tool
+        wrapper = os.environ.get("HSMGATE_WRAPPER", "").split()
+        self.proc = subprocess.Popen([*wrapper, BIN, "run", "-c", str(self.config)], stdout=self.errf, stderr=self.errf,
+                                     env=env)
         if wait:
-            self.wait_log("ready:")
+            self.wait_log("ready:", timeout=120 if os.environ.get("HSMGATE_WRAPPER") else 20)
         return self
 
     def wait_log(self, text, timeout=20):
