@@ -25,7 +25,36 @@ struct gw_addr {
 
 struct gw_backend_cfg {
     struct gw_addr addr;
+    unsigned weight;            /* 1..256, default 1 */
     int line;
+};
+
+enum gw_balance { GW_BALANCE_ROUND_ROBIN = 0, GW_BALANCE_LEAST_CONN = 1 };
+enum gw_health_type { GW_HEALTH_NONE = 0, GW_HEALTH_TCP = 1, GW_HEALTH_HTTP = 2 };
+enum gw_proxy_protocol { GW_PROXY_NONE = 0, GW_PROXY_V2 = 2 };
+
+struct gw_health_cfg {
+    enum gw_health_type type;   /* NONE: every backend counts as up */
+    char *path;                 /* HTTP: "GET path HTTP/1.1"; a 2xx or 3xx status is healthy; default "/" */
+    unsigned interval_ms;       /* default 5000 */
+    unsigned timeout_ms;        /* default 2000 */
+    unsigned rise;              /* consecutive successes to mark a down backend up, default 2 */
+    unsigned fall;              /* consecutive failures to mark an up backend down, default 3 */
+    int line;
+};
+
+/* Header names of the identity an https listener forwards (NULL: that header is not sent). */
+struct gw_identity_headers {
+    char *client_cert;          /* RFC 9440 "Client-Cert" */
+    char *client_cert_chain;    /* RFC 9440 "Client-Cert-Chain"; NULL unless configured */
+    char *subject;              /* "X-Client-Cert-Subject" */
+    char *issuer;               /* "X-Client-Cert-Issuer" */
+    char *serial;               /* "X-Client-Cert-Serial" */
+    char *fingerprint;          /* "X-Client-Cert-Fingerprint-SHA256" */
+    char *not_after;            /* "X-Client-Cert-Not-After" */
+    char *verify;               /* "X-Client-Verify": SUCCESS, NONE or the failure */
+    char *forwarded_for;        /* "X-Forwarded-For" */
+    char *forwarded_proto;      /* "X-Forwarded-Proto" */
 };
 
 struct gw_listener_cfg {
@@ -45,6 +74,18 @@ struct gw_listener_cfg {
     unsigned idle_timeout_ms;       /* default 300000 */
     unsigned connect_timeout_ms;    /* default 5000 */
     unsigned max_connections;       /* per listener; 0 = only the global cap */
+    enum gw_balance balance;        /* default round-robin (weighted) */
+    struct gw_health_cfg health;    /* health_check: {...}; type NONE when absent */
+    /* tcp listeners */
+    enum gw_proxy_protocol proxy_protocol;  /* proxy_protocol: v2 */
+    int proxy_protocol_cert;        /* proxy_protocol_cert: true - the client certificate (DER) in TLV 0xE0 */
+    /* https listeners */
+    struct gw_identity_headers headers;     /* identity_headers: {...}; defaults as in the struct's comments */
+    char **strip_headers;           /* strip_headers: [...] - removed from requests besides the built-in list */
+    size_t nstrip_headers;
+    unsigned backend_timeout_ms;    /* time to a response's head before 504, default 60000 */
+    unsigned max_header_bytes;      /* request line + headers, default 16384 (431 beyond) */
+    unsigned max_headers;           /* header count, default 100 (431 beyond) */
     int line;                   /* the line of the listener's mapping */
 };
 
