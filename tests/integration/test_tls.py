@@ -231,3 +231,17 @@ def test_large_transfer_both_ways(pki, gateway, echo):
                         break
                     got.extend(chunk)
     assert bytes(got) == payload
+
+
+def test_tls12_renegotiation_refused(pki, gateway, echo):
+    """A client-initiated TLS 1.2 renegotiation gets an alert, never a second handshake."""
+    g = gateway([listener(pki, "mtls", echo.port, auth="two-way")])
+    crt, key = pki.client("good")
+    cmd = (f"(echo hello; sleep 1; echo R; sleep 2; echo after) | openssl s_client -connect 127.0.0.1:{g.port('mtls')} "
+           f"-tls1_2 -CAfile {pki.root} -cert {crt} -key {key} -servername localhost")
+    r = subprocess.run(["sh", "-c", cmd], capture_output=True, timeout=30)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert "hello" in out and "RENEGOTIATING" in out, out
+    assert "alert" in out.lower(), out
+    assert "\nafter" not in out, out  # nothing flows after the refused renegotiation
+    assert g.proc.poll() is None
