@@ -16,6 +16,8 @@ pkgs=(
   openssl curl                             # real TLS clients in the tests and the demo
   libssl-dev                               # the benchmark load generator (OpenSSL: independent of the server)
   procps psmisc                            # pgrep/ps in the test harness
+  haproxy                                  # a real PROXY v2 consumer (accept-proxy) in the tests
+  libsqlite3-dev                           # the policies store
 )
 [ "${WOLFSSL:-local}" = system ] && pkgs+=(libwolfssl-dev)
 

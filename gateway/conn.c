@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "gateway/log.h"
+#include "gateway/pool.h"
+#include "gateway/proxy_v2.h"
 #include "gateway/server.h"
 
 #define GW_BUF_SIZE 16384u
@@ -57,7 +59,12 @@ struct gw_conn {
     struct gw_buf c2b, b2c;
     uint64_t bytes_in, bytes_out;
     uint64_t started_ms, deadline_ms;
-    unsigned backend_first, backend_tries, backend_idx;
+    unsigned backend_tries, backend_idx;   /* connect attempts so far; the backend of the latest */
+    unsigned backend_held : 1;         /* backend_idx counts as active in the listener's pool */
+    struct gw_pool_tried tried;        /* backends this connection has tried (each at most once) */
+    const char *backend_why;           /* why the latest attempt failed */
+    unsigned char *pp2;                /* the PROXY v2 header, sent before any client byte */
+    uint32_t pp2_len, pp2_off;
     char peer[64];
     const char *result, *reason;
 };
@@ -187,6 +194,13 @@ static void conn_close(struct gw_conn *c)
         atomic_fetch_sub(&c->l->stats->active, 1);
     atomic_fetch_add(&c->l->stats->bytes_in, c->bytes_in);
     atomic_fetch_add(&c->l->stats->bytes_out, c->bytes_out);
+    /* The pool belongs to the generation: released before the reference goes. */
+    if (c->backend_held)
+        gw_pool_release(c->l->pool, c->backend_idx, 0);
+    c->backend_held = 0;
+    gw_pool_tried_free(&c->tried);
+    free(c->pp2);
+    c->pp2 = NULL;
     gw_gen_unref(c->gen);
     c->gen = NULL;
     /* Freed at the end of the loop turn: a later event of the same epoll batch may name it. */
@@ -270,6 +284,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const st
 
 static int backend_start(struct gw_conn *c);
 
+/* The attempt on backend_idx failed (why: a static string): on to the next backend the pool offers. */
 static void backend_next(struct gw_conn *c, const char *why)
 {
     const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
@@ -279,23 +294,34 @@ static void backend_next(struct gw_conn *c, const char *why)
         c->bfd = -1;
         c->bev = 0;
     }
-    if (c->backend_tries >= c->l->cfg->nbackends) {
-        atomic_fetch_add(&c->l->stats->backend_failed, 1);
-        conn_fail(c, "backend_unreachable", why);
-        return;
-    }
+    if (c->backend_held)
+        gw_pool_release(c->l->pool, c->backend_idx, 1);
+    c->backend_held = 0;
+    c->backend_why = why;
     (void)backend_start(c);
 }
 
-/* Starts a non-blocking connect to the next backend in round-robin order. Returns -1 if the
+/* Starts a non-blocking connect to the backend the listener's pool picks (pool.h: balance, up
+ * backends only unless none is up, each backend once per connection). When none is left, the
+ * connection ends as backend_unreachable with the latest failure as the reason. Returns -1 if the
  * connection was closed. */
 static int backend_start(struct gw_conn *c)
 {
     const struct gw_listener_cfg *lc = c->l->cfg;
-    if (c->backend_tries == 0)
-        c->backend_first = atomic_fetch_add(&c->l->rr, 1) % (unsigned)lc->nbackends;
-    c->backend_idx = (c->backend_first + c->backend_tries) % (unsigned)lc->nbackends;
+    if (c->backend_tries == 0 && gw_pool_tried_init(&c->tried, gw_pool_size(c->l->pool)) != 0) {
+        conn_fail(c, "error", "out_of_memory");
+        return -1;
+    }
+    int idx = gw_pool_pick(c->l->pool, &c->tried);
+    if (idx < 0) {
+        atomic_fetch_add(&c->l->stats->backend_failed, 1);
+        conn_fail(c, "backend_unreachable", c->backend_why ? c->backend_why : "no_backend");
+        return -1;
+    }
+    c->backend_idx = (unsigned)idx;
+    c->backend_held = 1;
     c->backend_tries++;
+    c->pp2_off = 0;
     const struct gw_backend_cfg *b = &lc->backends[c->backend_idx];
     int fd = socket(b->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -458,6 +484,55 @@ static void enter_proxy(struct gw_conn *c)
     (void)pump(c);
 }
 
+/* The PROXY v2 header of this connection (proxy_v2.h) into c->pp2: the client's address, the
+ * listener's local one, the TLS facts. Its own buffer: with a client certificate it can outgrow
+ * c2b. Returns NULL, or the reason the connection cannot go on. */
+static const char *pp2_build(struct gw_conn *c)
+{
+    struct sockaddr_storage src, dst;
+    socklen_t sl = sizeof(src), dl = sizeof(dst);
+    if (getpeername(c->cfd, (struct sockaddr *)&src, &sl) != 0 || getsockname(c->cfd, (struct sockaddr *)&dst, &dl) != 0)
+        return "client_closed";
+    struct gw_tls_pp2 info;
+    if (gw_tls_pp2_info(c->ssl, c->l->cfg->proxy_protocol_cert, &info) != 0)
+        return "out_of_memory";
+    /* PP2_CLIENT_CERT_SESS: a certificate was sent at least once in the TLS session this
+     * connection belongs to - always so when it was sent in this very handshake. */
+    struct gw_pp2_ssl s = {
+        .present = 1,
+        .client = (uint8_t)(GW_PP2_CLIENT_SSL | (info.has_cert ? GW_PP2_CLIENT_CERT_SESS : 0) |
+                            (info.cert_in_conn ? GW_PP2_CLIENT_CERT_CONN : 0)),
+        .verify = (uint32_t)info.verify,
+        .version = info.version,
+        .cn = info.cn,
+        .cipher = info.cipher,
+        .sig_alg = info.sig_alg,
+        .key_alg = info.key_alg,
+        .cert_der = info.der,
+        .cert_len = info.der_len,
+    };
+    const char *why = NULL;
+    size_t len = 0;
+    int rc = gw_pp2_encode((struct sockaddr *)&src, (struct sockaddr *)&dst, &s, NULL, 0, &len);
+    if (rc == GW_PP2_E_SPACE) {
+        c->pp2 = malloc(len);
+        rc = c->pp2 != NULL ? gw_pp2_encode((struct sockaddr *)&src, (struct sockaddr *)&dst, &s, c->pp2, len, &len)
+                            : GW_PP2_E_SPACE;
+    }
+    if (rc == 0) {
+        c->pp2_len = (uint32_t)len;
+    } else {
+        why = rc == GW_PP2_E_TOO_LONG ? "proxy_header_too_long" : "out_of_memory";
+        free(c->pp2);
+        c->pp2 = NULL;
+    }
+    gw_tls_pp2_clear(&info);
+    return why;
+}
+
+/* The connect finished (or failed). With proxy_protocol: v2 the header goes out first, still in
+ * CS_CONNECTING: no client byte can overtake it, and a backend that fails to take it is one more
+ * failed attempt (nothing of the client's was sent yet, so the next backend is safe to try). */
 static void backend_connected(struct gw_conn *c)
 {
     int err = 0;
@@ -467,6 +542,29 @@ static void backend_connected(struct gw_conn *c)
     if (err != 0) {
         backend_next(c, strerror(err));
         return;
+    }
+    if (c->l->cfg->type == GW_LISTENER_TCP && c->l->cfg->proxy_protocol == GW_PROXY_V2) {
+        if (c->pp2 == NULL) {
+            const char *why = pp2_build(c);
+            if (why != NULL) {
+                conn_fail(c, "error", why);
+                return;
+            }
+        }
+        while (c->pp2_off < c->pp2_len) {
+            ssize_t n = send(c->bfd, c->pp2 + c->pp2_off, c->pp2_len - c->pp2_off, MSG_NOSIGNAL);
+            if (n > 0) {
+                c->pp2_off += (uint32_t)n;
+            } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                return; /* the backend socket is still watched for EPOLLOUT */
+            } else {
+                backend_next(c, strerror(n < 0 ? errno : EPIPE));
+                return;
+            }
+        }
+        free(c->pp2);
+        c->pp2 = NULL;
+        c->pp2_len = c->pp2_off = 0;
     }
     enter_proxy(c);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "gateway/log.h"
+#include "gateway/pool.h"
 #include "gateway/server.h"
 #include "pkcs11/hsm.h"
 
@@ -26,8 +27,11 @@ struct gw_gen *gw_gen_ref(struct gw_gen *g)
 
 static void gen_free(struct gw_gen *g)
 {
-    for (size_t i = 0; i < g->nlisteners; i++)
+    for (size_t i = 0; i < g->nlisteners; i++) {
         gw_tls_ctx_free(g->listeners[i].tls_ctx);
+        gw_pool_free(g->listeners[i].pool);
+        g->listeners[i].pool = NULL;
+    }
     free(g->listeners);
     gw_config_free(g->cfg);
     free(g);
@@ -141,6 +145,16 @@ static void sweep_sockets(struct gw_server *srv)
     srv->nsocks = j;
 }
 
+/* The pool of the running generation's listener of that name, whose health state a reload keeps. */
+static const struct gw_pool *running_pool(struct gw_server *srv, const char *name)
+{
+    struct gw_gen *cur = atomic_load(&srv->gen); /* the main thread's own reference */
+    for (size_t i = 0; cur != NULL && i < cur->nlisteners; i++)
+        if (strcmp(cur->listeners[i].cfg->name, name) == 0)
+            return cur->listeners[i].pool;
+    return NULL;
+}
+
 static int needs_hsm(const struct gw_config *cfg)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -184,6 +198,10 @@ static int gen_build(struct gw_server *srv, struct gw_config *cfg, int bind_sock
             goto fail;
         l->stats = stats_for(srv, lc->name);
         if (l->stats == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (gw_pool_new(lc, running_pool(srv, lc->name), &l->pool) != 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
@@ -264,6 +282,7 @@ static void reload(struct gw_server *srv)
         return;
     }
     struct gw_gen *old = atomic_exchange(&srv->gen, g);
+    gw_health_publish(srv->health, g);
     srv->max_connections = max_conn;
     srv->drain_timeout_ms = drain;
     notify_workers(srv, 1);
@@ -280,6 +299,8 @@ static void reload(struct gw_server *srv)
 
 static void server_free(struct gw_server *srv)
 {
+    gw_health_stop(srv->health);
+    srv->health = NULL;
     gw_gen_unref(atomic_exchange(&srv->gen, NULL));
     for (size_t i = 0; i < srv->nsocks; i++)
         close_socket_set(&srv->socks[i], srv->nworkers);
@@ -447,6 +468,10 @@ int gw_server_main(const char *config_path, int check_only)
         free(pid_file);
         goto out;
     }
+    /* After the workers, stopped before them: without it every backend simply counts as up. */
+    if (gw_health_start(&srv->health) != 0)
+        gw_log(LOG_ERR, "health checks are off: every backend counts as up");
+    gw_health_publish(srv->health, g);
     for (size_t i = 0; i < g->nlisteners; i++) {
         const struct gw_listener_cfg *lc = g->listeners[i].cfg;
         static const char *const auths[] = { "one-way", "two-way", "optional" };
@@ -463,6 +488,8 @@ int gw_server_main(const char *config_path, int check_only)
             break;
         }
     }
+    gw_health_stop(srv->health);
+    srv->health = NULL;
     drain(srv);
     if (pid_file != NULL)
         unlink(pid_file);

@@ -18,6 +18,8 @@
 
 struct hsm_ctx;
 struct hsm_key;
+struct gw_pool;
+struct gw_health;
 struct gw_server;
 struct gw_worker;
 
@@ -42,6 +44,7 @@ struct gw_listener {
     int *fds;                          /* one listening socket per worker; owned by the server's socket table */
     struct gw_listener_stats *stats;
     atomic_uint rr;                    /* round-robin position over backends */
+    struct gw_pool *pool;              /* its backends (pool.h); owned by the generation */
 };
 
 struct gw_gen {
@@ -108,6 +111,7 @@ struct gw_server {
     atomic_uint active;                /* connections, all listeners */
     unsigned max_connections;
     unsigned drain_timeout_ms;
+    struct gw_health *health;          /* the health-check thread (pool.h), started after the workers */
 };
 
 /* server.c */

@@ -16,6 +16,7 @@
 #include "gateway/tls.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -444,4 +445,108 @@ const char *gw_tls_handshake_reason(void *ssl, int err, const struct gw_tls_stat
     case INCOMPLETE_DATA: return "malformed_tls";
     default: return "handshake_failed";
     }
+}
+
+/* ---- PROXY protocol v2 facts ---- */
+
+/* OpenSSL's name of the negotiated suite: TLS 1.3 suites have only their RFC 8446 B.4 name, which
+ * wolfSSL calls IANA; for TLS 1.2, wolfSSL's own names are OpenSSL's ("ECDHE-ECDSA-AES128-GCM-SHA256"). */
+static const char *cipher_openssl_name(WOLFSSL *ssl)
+{
+    int suite = wolfSSL_get_current_cipher_suite(ssl);
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION)
+        return wolfSSL_get_cipher_name_iana_from_suite((unsigned char)(suite >> 8), (unsigned char)suite);
+    return wolfSSL_get_cipher_name_from_suite((unsigned char)(suite >> 8), (unsigned char)suite);
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src != NULL ? src : "");
+}
+
+/* The certificate's signature algorithm as OpenSSL names it (`openssl x509 -text`, "Signature
+ * Algorithm"): wolfSSL's object table has other long names for some ("sha256WithECDSA"). */
+static void sig_alg_name(WOLFSSL_X509 *x, char *buf, size_t len)
+{
+    static const struct {
+        int nid;
+        const char *name;
+    } names[] = {
+        { NID_ecdsa_with_SHA1, "ecdsa-with-SHA1" },
+        { NID_ecdsa_with_SHA224, "ecdsa-with-SHA224" },
+        { NID_ecdsa_with_SHA256, "ecdsa-with-SHA256" },
+        { NID_ecdsa_with_SHA384, "ecdsa-with-SHA384" },
+        { NID_ecdsa_with_SHA512, "ecdsa-with-SHA512" },
+        { NID_sha1WithRSAEncryption, "sha1WithRSAEncryption" },
+        { NID_sha224WithRSAEncryption, "sha224WithRSAEncryption" },
+        { NID_sha256WithRSAEncryption, "sha256WithRSAEncryption" },
+        { NID_sha384WithRSAEncryption, "sha384WithRSAEncryption" },
+        { NID_sha512WithRSAEncryption, "sha512WithRSAEncryption" },
+        { NID_rsassaPss, "rsassaPss" },
+    };
+    int nid = wolfSSL_X509_get_signature_nid(x);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].nid == nid) {
+            copy_str(buf, len, names[i].name);
+            return;
+        }
+    }
+    copy_str(buf, len, wolfSSL_OBJ_nid2sn(nid));
+}
+
+/* The key's algorithm as the OID's long name, as `openssl x509 -text` prints "Public Key Algorithm". */
+static void key_alg_name(WOLFSSL_X509 *x, char *buf, size_t len)
+{
+    WOLFSSL_ASN1_OBJECT *alg = NULL;
+    WOLFSSL_X509_PUBKEY *pub = wolfSSL_X509_get_X509_PUBKEY(x);
+    if (pub != NULL && wolfSSL_X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, pub) == WOLFSSL_SUCCESS && alg != NULL)
+        copy_str(buf, len, wolfSSL_OBJ_nid2ln(wolfSSL_OBJ_obj2nid(alg)));
+}
+
+int gw_tls_pp2_info(void *vssl, int want_der, struct gw_tls_pp2 *out)
+{
+    WOLFSSL *ssl = vssl;
+    int ret = -1;
+    memset(out, 0, sizeof(*out));
+    copy_str(out->version, sizeof(out->version), wolfSSL_get_version(ssl));
+    copy_str(out->cipher, sizeof(out->cipher), cipher_openssl_name(ssl));
+    /* The handshake finished, so a certificate that was sent passed verification; the result is
+     * read all the same rather than assumed. */
+    out->verify = wolfSSL_get_verify_result(ssl);
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+    if (x == NULL) {
+        out->verify = X509_V_OK;
+        return 0;
+    }
+    out->has_cert = 1;
+    out->cert_in_conn = !wolfSSL_session_reused(ssl);
+    WOLFSSL_X509_NAME *subject = wolfSSL_X509_get_subject_name(x);
+    if (subject == NULL || wolfSSL_X509_NAME_get_text_by_NID(subject, NID_commonName, out->cn, (int)sizeof(out->cn)) <= 0)
+        out->cn[0] = '\0';
+    sig_alg_name(x, out->sig_alg, sizeof(out->sig_alg));
+    key_alg_name(x, out->key_alg, sizeof(out->key_alg));
+    if (want_der) {
+        int dlen = 0;
+        const unsigned char *der = wolfSSL_X509_get_der(x, &dlen);
+        if (der != NULL && dlen > 0) {
+            out->der = malloc((size_t)dlen);
+            if (out->der == NULL)
+                goto out;
+            memcpy(out->der, der, (size_t)dlen);
+            out->der_len = (size_t)dlen;
+        }
+    }
+    ret = 0;
+out:
+    wolfSSL_X509_free(x);
+    return ret;
+}
+
+void gw_tls_pp2_clear(struct gw_tls_pp2 *info)
+{
+    if (info == NULL)
+        return;
+    free(info->der);
+    info->der = NULL;
+    info->der_len = 0;
 }

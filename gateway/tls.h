@@ -51,4 +51,22 @@ void gw_tls_peer_info(void *ssl, struct gw_peer_info *out);
  * ("no_client_certificate", "certificate_expired", "unknown_ca", "hsm_sign_failed", ...). */
 const char *gw_tls_handshake_reason(void *ssl, int err, const struct gw_tls_state *st);
 
+/* The TLS facts a PROXY v2 header's PP2_TYPE_SSL carries (proxy_v2.h), of a finished handshake.
+ * Names are OpenSSL's, which is what receivers of the header (HAProxy, nginx) compare against. */
+struct gw_tls_pp2 {
+    int has_cert;             /* the TLS session has a client certificate */
+    int cert_in_conn;         /* ... sent in this connection's handshake (a full one, not resumed) */
+    long verify;              /* X509_V_OK (0): verified, or no certificate */
+    char version[16];         /* "TLSv1.3" */
+    char cipher[64];          /* "TLS_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256" */
+    char cn[256];             /* the client certificate's first subject CN */
+    char sig_alg[64];         /* its signature algorithm, "ecdsa-with-SHA256", "sha256WithRSAEncryption" */
+    char key_alg[64];         /* its public key algorithm, "id-ecPublicKey", "rsaEncryption" */
+    unsigned char *der;       /* with want_der: the client certificate, DER, malloc'd; else NULL */
+    size_t der_len;
+};
+/* Fills out for ssl; free with gw_tls_pp2_clear. Returns 0, or -1 when out of memory. */
+int gw_tls_pp2_info(void *ssl, int want_der, struct gw_tls_pp2 *out) GW_WUR;
+void gw_tls_pp2_clear(struct gw_tls_pp2 *info);
+
 #endif

@@ -32,6 +32,9 @@
     "    key: \"pkcs11:token=t;object=k\"\n"                                                       \
     "    backends: [127.0.0.1:7000]\n"
 
+/* The same as an https listener, on lines 1-7; negative tests append from line 8. */
+#define H_HEAD L_HEAD "    type: https\n"
+
 static const char full_example[] =
     "hsm: { module: /usr/lib/softhsm/libsofthsm2.so, pin: \"file:/etc/hsmgate/hsm.pin\" }\n" /* 1 */
     "workers: 2\n"                                                                           /* 2 */
@@ -71,7 +74,36 @@ static const char full_example[] =
     "    handshake_timeout: 250ms\n"                                                         /* 36 */
     "    idle_timeout: 1h\n"                                                                 /* 37 */
     "    connect_timeout: 2\n"                                                               /* 38 */
-    "    max_connections: 500\n";                                                            /* 39 */
+    "    max_connections: 500\n"                                                             /* 39 */
+    "    balance: least-connections\n"                                                       /* 40 */
+    "    health_check:\n"                                                                    /* 41 */
+    "      type: http\n"                                                                     /* 42 */
+    "      path: /healthz?full=1\n"                                                          /* 43 */
+    "      interval: 10s\n"                                                                  /* 44 */
+    "      timeout: 1500ms\n"                                                                /* 45 */
+    "      rise: 1\n"                                                                        /* 46 */
+    "      fall: 100\n"                                                                      /* 47 */
+    "    identity_headers:\n"                                                                /* 48 */
+    "      client_cert_chain: Client-Cert-Chain\n"                                           /* 49 */
+    "      subject: X-Subject\n"                                                             /* 50 */
+    "      serial: off\n"                                                                    /* 51 */
+    "      forwarded_for: false\n"                                                           /* 52 */
+    "    strip_headers: [X-Internal-User, x-debug-auth]\n"                                   /* 53 */
+    "    backend_timeout: 2m\n"                                                              /* 54 */
+    "    max_header_bytes: 1024\n"                                                           /* 55 */
+    "    max_headers: 1000\n"                                                                /* 56 */
+    "  - name: relay\n"                                                                      /* 57 */
+    "    bind: 127.0.0.1:9446\n"                                                             /* 58 */
+    "    certificate: /c.pem\n"                                                              /* 59 */
+    "    key: /k.pem\n"                                                                      /* 60 */
+    "    backends:\n"                                                                        /* 61 */
+    "      - 127.0.0.1:7001\n"                                                               /* 62 */
+    "      - { address: 127.0.0.1:7002, weight: 3 }\n"                                       /* 63 */
+    "      - address: \"[::1]:7003\"\n"                                                      /* 64 */
+    "        weight: 256\n"                                                                  /* 65 */
+    "    health_check: { type: tcp }\n"                                                      /* 66 */
+    "    proxy_protocol: v2\n"                                                               /* 67 */
+    "    proxy_protocol_cert: true\n";                                                       /* 68 */
 
 static struct gw_config *parse_ok_named(const char *name, const char *yaml)
 {
@@ -140,7 +172,7 @@ static void test_full_example(void **state)
     assert_string_equal(cfg->log_level, "info");
     assert_string_equal(cfg->access_log, "-");
     assert_string_equal(cfg->pid_file, "/run/hsmgate.pid");
-    assert_int_equal(cfg->nlisteners, 2);
+    assert_int_equal(cfg->nlisteners, 3);
 
     l = &cfg->listeners[0];
     assert_string_equal(l->name, "payments");
@@ -200,6 +232,57 @@ static void test_full_example(void **state)
     assert_int_equal(l->idle_timeout_ms, 3600000);
     assert_int_equal(l->connect_timeout_ms, 2000);
     assert_int_equal(l->max_connections, 500);
+    assert_int_equal(l->balance, GW_BALANCE_LEAST_CONN);
+    assert_int_equal(l->health.type, GW_HEALTH_HTTP);
+    assert_string_equal(l->health.path, "/healthz?full=1");
+    assert_int_equal(l->health.interval_ms, 10000);
+    assert_int_equal(l->health.timeout_ms, 1500);
+    assert_int_equal(l->health.rise, 1);
+    assert_int_equal(l->health.fall, 100);
+    assert_int_equal(l->health.line, 41);
+    assert_int_equal(l->proxy_protocol, GW_PROXY_NONE);
+    assert_string_equal(l->headers.client_cert, "Client-Cert");
+    assert_string_equal(l->headers.client_cert_chain, "Client-Cert-Chain");
+    assert_string_equal(l->headers.subject, "X-Subject");
+    assert_string_equal(l->headers.issuer, "X-Client-Cert-Issuer");
+    assert_null(l->headers.serial);
+    assert_null(l->headers.forwarded_for);
+    assert_string_equal(l->headers.forwarded_proto, "X-Forwarded-Proto");
+    assert_int_equal(l->nstrip_headers, 2);
+    assert_string_equal(l->strip_headers[0], "X-Internal-User");
+    assert_string_equal(l->strip_headers[1], "x-debug-auth");
+    assert_int_equal(l->backend_timeout_ms, 120000);
+    assert_int_equal(l->max_header_bytes, 1024);
+    assert_int_equal(l->max_headers, 1000);
+    assert_int_equal(l->backends[0].weight, 1);
+    assert_int_equal(l->backends[1].weight, 1);
+
+    l = &cfg->listeners[2];
+    assert_string_equal(l->name, "relay");
+    assert_int_equal(l->type, GW_LISTENER_TCP);
+    assert_int_equal(l->nbackends, 3);
+    assert_string_equal(l->backends[0].addr.text, "127.0.0.1:7001");
+    assert_int_equal(l->backends[0].weight, 1);
+    assert_int_equal(l->backends[0].line, 62);
+    assert_string_equal(l->backends[1].addr.text, "127.0.0.1:7002");
+    assert_int_equal(l->backends[1].weight, 3);
+    assert_int_equal(l->backends[1].line, 63);
+    assert_string_equal(l->backends[2].addr.text, "[::1]:7003");
+    assert_int_equal(l->backends[2].addr.ss.ss_family, AF_INET6);
+    assert_int_equal(l->backends[2].weight, 256);
+    assert_int_equal(l->backends[2].line, 64);
+    assert_int_equal(l->balance, GW_BALANCE_ROUND_ROBIN);
+    assert_int_equal(l->health.type, GW_HEALTH_TCP);
+    assert_null(l->health.path);
+    assert_int_equal(l->health.interval_ms, 5000);
+    assert_int_equal(l->health.timeout_ms, 2000);
+    assert_int_equal(l->health.rise, 2);
+    assert_int_equal(l->health.fall, 3);
+    assert_int_equal(l->health.line, 66);
+    assert_int_equal(l->proxy_protocol, GW_PROXY_V2);
+    assert_int_equal(l->proxy_protocol_cert, 1);
+    assert_null(l->headers.client_cert);
+    assert_null(l->strip_headers);
     gw_config_free(cfg);
 }
 
@@ -233,6 +316,246 @@ static void test_defaults(void **state)
     /* Absent settings point at the listener. */
     assert_int_equal(l->auth_line, 2);
     assert_int_equal(l->type_line, 2);
+    assert_int_equal(l->backends[0].weight, 1);
+    assert_int_equal(l->balance, GW_BALANCE_ROUND_ROBIN);
+    assert_int_equal(l->health.type, GW_HEALTH_NONE);
+    assert_null(l->health.path);
+    assert_int_equal(l->health.interval_ms, 5000);
+    assert_int_equal(l->health.timeout_ms, 2000);
+    assert_int_equal(l->health.rise, 2);
+    assert_int_equal(l->health.fall, 3);
+    assert_int_equal(l->health.line, 2);
+    assert_int_equal(l->proxy_protocol, GW_PROXY_NONE);
+    assert_int_equal(l->proxy_protocol_cert, 0);
+    /* A tcp listener forwards no headers: every name is NULL. */
+    assert_null(l->headers.client_cert);
+    assert_null(l->headers.client_cert_chain);
+    assert_null(l->headers.subject);
+    assert_null(l->headers.issuer);
+    assert_null(l->headers.serial);
+    assert_null(l->headers.fingerprint);
+    assert_null(l->headers.not_after);
+    assert_null(l->headers.verify);
+    assert_null(l->headers.forwarded_for);
+    assert_null(l->headers.forwarded_proto);
+    assert_null(l->strip_headers);
+    assert_int_equal(l->nstrip_headers, 0);
+    assert_int_equal(l->backend_timeout_ms, 60000);
+    assert_int_equal(l->max_header_bytes, 16384);
+    assert_int_equal(l->max_headers, 100);
+    gw_config_free(cfg);
+}
+
+static void test_https_defaults(void **state)
+{
+    struct gw_config *cfg = parse_ok(H_HEAD);
+    const struct gw_listener_cfg *l = &cfg->listeners[0];
+    (void)state;
+
+    assert_int_equal(l->type, GW_LISTENER_HTTPS);
+    assert_string_equal(l->headers.client_cert, "Client-Cert");
+    assert_null(l->headers.client_cert_chain);
+    assert_string_equal(l->headers.subject, "X-Client-Cert-Subject");
+    assert_string_equal(l->headers.issuer, "X-Client-Cert-Issuer");
+    assert_string_equal(l->headers.serial, "X-Client-Cert-Serial");
+    assert_string_equal(l->headers.fingerprint, "X-Client-Cert-Fingerprint-SHA256");
+    assert_string_equal(l->headers.not_after, "X-Client-Cert-Not-After");
+    assert_string_equal(l->headers.verify, "X-Client-Verify");
+    assert_string_equal(l->headers.forwarded_for, "X-Forwarded-For");
+    assert_string_equal(l->headers.forwarded_proto, "X-Forwarded-Proto");
+    assert_null(l->strip_headers);
+    assert_int_equal(l->nstrip_headers, 0);
+    assert_int_equal(l->backend_timeout_ms, 60000);
+    assert_int_equal(l->max_header_bytes, 16384);
+    assert_int_equal(l->max_headers, 100);
+    assert_int_equal(l->proxy_protocol, GW_PROXY_NONE);
+    assert_int_equal(l->health.type, GW_HEALTH_NONE);
+    gw_config_free(cfg);
+
+    /* An empty mapping keeps the defaults; an empty list strips nothing extra. */
+    cfg = parse_ok(H_HEAD "    identity_headers: {}\n    strip_headers: []\n");
+    l = &cfg->listeners[0];
+    assert_string_equal(l->headers.verify, "X-Client-Verify");
+    assert_null(l->headers.client_cert_chain);
+    assert_null(l->strip_headers);
+    assert_int_equal(l->nstrip_headers, 0);
+    gw_config_free(cfg);
+}
+
+static void test_backends_weighted(void **state)
+{
+    struct gw_config *cfg;
+    const struct gw_listener_cfg *l;
+    (void)state;
+
+    cfg = parse_ok("listeners:\n"
+                   "  - name: a\n"
+                   "    bind: '*:1'\n"
+                   "    certificate: /c\n"
+                   "    key: /k\n"
+                   "    balance: round-robin\n"
+                   "    backends:\n"
+                   "      - { weight: 1, address: localhost:7001 }\n"   /* 8 */
+                   "      - {address: \"[::1]:7002\"}\n"                /* 9 */
+                   "      - address: 10.0.0.1:7003\n"                   /* 10 */
+                   "        weight: 100\n");
+    l = &cfg->listeners[0];
+    assert_int_equal(l->nbackends, 3);
+    assert_int_equal(l->balance, GW_BALANCE_ROUND_ROBIN);
+    assert_string_equal(l->backends[0].addr.text, "127.0.0.1:7001");
+    assert_int_equal(l->backends[0].weight, 1);
+    assert_int_equal(l->backends[0].line, 8);
+    assert_string_equal(l->backends[1].addr.text, "[::1]:7002");
+    assert_int_equal(l->backends[1].weight, 1);
+    assert_int_equal(l->backends[1].line, 9);
+    assert_string_equal(l->backends[2].addr.text, "10.0.0.1:7003");
+    assert_int_equal(l->backends[2].weight, 100);
+    assert_int_equal(l->backends[2].line, 10);
+    gw_config_free(cfg);
+}
+
+static void test_health_check(void **state)
+{
+    struct gw_config *cfg;
+    const struct gw_health_cfg *h;
+    (void)state;
+
+    /* http without a path checks "/". */
+    cfg = parse_ok(L_HEAD "    health_check: { type: http }\n");
+    h = &cfg->listeners[0].health;
+    assert_int_equal(h->type, GW_HEALTH_HTTP);
+    assert_string_equal(h->path, "/");
+    assert_int_equal(h->interval_ms, 5000);
+    assert_int_equal(h->timeout_ms, 2000);
+    assert_int_equal(h->rise, 2);
+    assert_int_equal(h->fall, 3);
+    assert_int_equal(h->line, 7);
+    gw_config_free(cfg);
+
+    cfg = parse_ok(H_HEAD "    health_check:\n"
+                          "      type: http\n"
+                          "      path: \"/status/%7Eall?x=1&y=%20\"\n"
+                          "      interval: 1h\n"
+                          "      timeout: 59m\n"
+                          "      rise: 100\n"
+                          "      fall: 1\n");
+    h = &cfg->listeners[0].health;
+    assert_int_equal(h->type, GW_HEALTH_HTTP);
+    assert_string_equal(h->path, "/status/%7Eall?x=1&y=%20");
+    assert_int_equal(h->interval_ms, 3600000);
+    assert_int_equal(h->timeout_ms, 59 * 60000);
+    assert_int_equal(h->rise, 100);
+    assert_int_equal(h->fall, 1);
+    assert_int_equal(h->line, 8);
+    gw_config_free(cfg);
+
+    /* A shorter interval is fine as long as the timeout is shorter still. */
+    cfg = parse_ok(L_HEAD "    health_check: { type: tcp, interval: 500ms, timeout: 499ms }\n");
+    h = &cfg->listeners[0].health;
+    assert_int_equal(h->type, GW_HEALTH_TCP);
+    assert_null(h->path);
+    assert_int_equal(h->interval_ms, 500);
+    assert_int_equal(h->timeout_ms, 499);
+    gw_config_free(cfg);
+}
+
+static void test_proxy_protocol(void **state)
+{
+    struct gw_config *cfg;
+    (void)state;
+
+    cfg = parse_ok(L_HEAD "    proxy_protocol: v2\n");
+    assert_int_equal(cfg->listeners[0].proxy_protocol, GW_PROXY_V2);
+    assert_int_equal(cfg->listeners[0].proxy_protocol_cert, 0);
+    gw_config_free(cfg);
+
+    cfg = parse_ok(L_HEAD "    proxy_protocol_cert: True\n    proxy_protocol: v2\n");
+    assert_int_equal(cfg->listeners[0].proxy_protocol, GW_PROXY_V2);
+    assert_int_equal(cfg->listeners[0].proxy_protocol_cert, 1);
+    gw_config_free(cfg);
+
+    /* Turning the certificate off needs no header. */
+    cfg = parse_ok(L_HEAD "    proxy_protocol: none\n    proxy_protocol_cert: false\n");
+    assert_int_equal(cfg->listeners[0].proxy_protocol, GW_PROXY_NONE);
+    assert_int_equal(cfg->listeners[0].proxy_protocol_cert, 0);
+    gw_config_free(cfg);
+}
+
+static void test_http_settings(void **state)
+{
+    struct gw_config *cfg;
+    const struct gw_listener_cfg *l;
+    (void)state;
+
+    cfg = parse_ok(H_HEAD "    identity_headers:\n"
+                          "      client_cert: X-SSL-Client-Cert\n"
+                          "      client_cert_chain: \"!#$%&'*+-.^_`|~09az\"\n"
+                          "      subject: off\n"
+                          "      issuer: FALSE\n"
+                          "      serial: serial\n"
+                          "      fingerprint: X-Fp\n"
+                          "      not_after: X-Na\n"
+                          "      verify: \"off\"\n"
+                          "      forwarded_for: X-Real-IP\n"
+                          "      forwarded_proto: X-Proto\n"
+                          "    strip_headers:\n"
+                          "      - X-Internal-User\n"
+                          "      - Authorization\n"
+                          "    backend_timeout: 250ms\n"
+                          "    max_header_bytes: 1048576\n"
+                          "    max_headers: 1\n");
+    l = &cfg->listeners[0];
+    assert_string_equal(l->headers.client_cert, "X-SSL-Client-Cert");
+    assert_string_equal(l->headers.client_cert_chain, "!#$%&'*+-.^_`|~09az");
+    assert_null(l->headers.subject);
+    assert_null(l->headers.issuer);
+    assert_string_equal(l->headers.serial, "serial");
+    assert_string_equal(l->headers.fingerprint, "X-Fp");
+    assert_string_equal(l->headers.not_after, "X-Na");
+    assert_null(l->headers.verify);
+    assert_string_equal(l->headers.forwarded_for, "X-Real-IP");
+    assert_string_equal(l->headers.forwarded_proto, "X-Proto");
+    assert_int_equal(l->nstrip_headers, 2);
+    assert_string_equal(l->strip_headers[0], "X-Internal-User");
+    assert_string_equal(l->strip_headers[1], "Authorization");
+    assert_int_equal(l->backend_timeout_ms, 250);
+    assert_int_equal(l->max_header_bytes, 1048576);
+    assert_int_equal(l->max_headers, 1);
+    gw_config_free(cfg);
+
+    /* Everything off, and swapping two default names is no clash. 64 characters is the limit. */
+    cfg = parse_ok(H_HEAD "    identity_headers: { client_cert: off, subject: off, issuer: off, serial: off,"
+                          " fingerprint: off, not_after: off, verify: X-Forwarded-Proto,"
+                          " forwarded_for: off, forwarded_proto: X-Client-Verify }\n"
+                          "    max_header_bytes: 1024\n    max_headers: 1000\n"
+                          "    strip_headers: [a123456789b123456789c123456789d123456789e123456789f123456789g123]\n");
+    l = &cfg->listeners[0];
+    assert_null(l->headers.client_cert);
+    assert_null(l->headers.forwarded_for);
+    assert_string_equal(l->headers.verify, "X-Forwarded-Proto");
+    assert_string_equal(l->headers.forwarded_proto, "X-Client-Verify");
+    assert_int_equal(l->max_header_bytes, 1024);
+    assert_int_equal(l->max_headers, 1000);
+    assert_int_equal(strlen(l->strip_headers[0]), 64);
+    gw_config_free(cfg);
+
+    /* Every header off: every name NULL (the data plane sends none). */
+    cfg = parse_ok(H_HEAD "    identity_headers:\n"
+                          "      client_cert: off\n      client_cert_chain: off\n      subject: off\n"
+                          "      issuer: off\n      serial: off\n      fingerprint: off\n"
+                          "      not_after: off\n      verify: off\n      forwarded_for: off\n"
+                          "      forwarded_proto: false\n");
+    l = &cfg->listeners[0];
+    assert_null(l->headers.client_cert);
+    assert_null(l->headers.client_cert_chain);
+    assert_null(l->headers.subject);
+    assert_null(l->headers.issuer);
+    assert_null(l->headers.serial);
+    assert_null(l->headers.fingerprint);
+    assert_null(l->headers.not_after);
+    assert_null(l->headers.verify);
+    assert_null(l->headers.forwarded_for);
+    assert_null(l->headers.forwarded_proto);
     gw_config_free(cfg);
 }
 
@@ -571,7 +894,7 @@ static void test_err_wrong_types(void **state)
     expect_err("listeners:\n"
                "  - name: payments\n"
                "    backends: [[127.0.0.1:7000]]\n",
-               3, "listener \"payments\": backend must be a string, not a sequence");
+               3, "listener \"payments\": backend must be \"host:port\" or a mapping (address, weight), not a sequence");
     expect_err("listeners:\n  - name: {a: b}\n", 2, "listener #1: name must be a string, not a mapping");
     expect_err("? [a, b]\n: 1\n", 1, "keys must be strings, not a sequence");
     expect_err(L_HEAD "    ? {a: b}\n    : 1\n", 7, "listener \"payments\": keys must be strings, not a mapping");
@@ -762,6 +1085,205 @@ static void test_err_addresses(void **state)
     expect_err("listeners:\n  - name: a\n    backends: [\"[::]:7000\"]\n", 3, "the wildcard address cannot be connected to");
 }
 
+/* ---- negative: the forwarding settings (backends, balance, health_check, proxy_protocol, http) ---- */
+
+static void test_err_backends_weighted(void **state)
+{
+    (void)state;
+    expect_err("listeners:\n  - name: a\n    backends:\n      - 127.0.0.1:1\n      - { weight: 2 }\n", 5,
+               "listener \"a\": backend #2: address is required");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - weight: 2\n        port: 1\n", 5,
+               "listener \"a\": backend #1: unknown key \"port\" (valid: address, weight)");
+    expect_err("listeners:\n  - name: a\n    backends: [{ address: 127.0.0.1:1, weight: 0 }]\n", 3,
+               "listener \"a\": backend #1: weight must be a number from 1 to 256, not \"0\"");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - address: 127.0.0.1:1\n        weight: 257\n", 5,
+               "backend #1: weight must be a number from 1 to 256, not \"257\"");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - address: 127.0.0.1:1\n        weight: -1\n", 5,
+               "backend #1: weight must be a number from 1 to 256, not \"-1\"");
+    expect_err("listeners:\n  - name: a\n    backends: [{ address: 127.0.0.1:1, weight: [1] }]\n", 3,
+               "backend #1: weight must be a string, not a sequence");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - { address: 127.0.0.1:1, address: 127.0.0.1:2 }\n", 4,
+               "backend #1: duplicate key \"address\" (first at line 4)");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - address: example.com:80\n", 4,
+               "listener \"a\": backend \"example.com:80\": not a numeric IPv4 address");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - address: \"*:80\"\n", 4,
+               "listener \"a\": backend \"*:80\": the wildcard address cannot be connected to");
+    expect_err("listeners:\n  - name: a\n    backends:\n      - address: [127.0.0.1:80]\n", 4,
+               "listener \"a\": backend must be a string, not a sequence");
+}
+
+static void test_err_balance(void **state)
+{
+    (void)state;
+    expect_err(L_HEAD "    balance: random\n", 7,
+               "listener \"payments\": balance must be round-robin or least-connections, not \"random\"");
+    expect_err(L_HEAD "    balance: [round-robin]\n", 7, "listener \"payments\": balance must be a string, not a sequence");
+    expect_err(L_HEAD "    balance:\n", 7, "listener \"payments\": balance has no value");
+    expect_err(L_HEAD "    balance: Round-Robin\n", 7, "balance must be round-robin or least-connections");
+}
+
+static void test_err_health_check(void **state)
+{
+    (void)state;
+    expect_err(L_HEAD "    health_check: http\n", 7,
+               "listener \"payments\": health_check must be a mapping (type, path, interval, timeout, rise, fall), not a scalar");
+    expect_err(L_HEAD "    health_check: { path: / }\n", 7, "listener \"payments\": health_check: type is required (tcp or http)");
+    expect_err(L_HEAD "    health_check:\n      interval: 5s\n", 7, "health_check: type is required");
+    expect_err(L_HEAD "    health_check: { type: icmp }\n", 7,
+               "listener \"payments\": health_check: type must be tcp or http, not \"icmp\"");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      method: HEAD\n", 9,
+               "health_check: unknown key \"method\" (valid: type, path, interval, timeout, rise, fall)");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      type: tcp\n", 9,
+               "health_check: duplicate key \"type\" (first at line 8)");
+    /* path */
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      path: /healthz\n", 9,
+               "listener \"payments\": health_check: path is only for type http");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      path: healthz\n", 9,
+               "listener \"payments\": health_check: path must start with \"/\", not \"healthz\"");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      path: /a b\n", 9,
+               "health_check: path must not contain spaces or non-ASCII characters (percent-encode them), not \"/a b\"");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      path: /caf\xc3\xa9\n", 9,
+               "health_check: path must not contain spaces or non-ASCII characters");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      path: \"/a\\tb\"\n", 9,
+               "health_check: path must not contain control characters: \"/a\\x09b\"");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      path: \"\"\n", 9, "health_check: path must not be empty");
+    expect_err(L_HEAD "    health_check:\n      type: http\n      path: [/]\n", 9,
+               "health_check: path must be a string, not a sequence");
+    {
+        char yaml[2048];
+        int o = snprintf(yaml, sizeof(yaml), "%s", L_HEAD "    health_check:\n      type: http\n      path: /");
+        for (int i = 0; i < 1024; i++)
+            yaml[o++] = 'a';
+        snprintf(yaml + o, sizeof(yaml) - (size_t)o, "\n");
+        expect_err(yaml, 9, "health_check: path must be at most 1024 characters, not 1025");
+    }
+    /* durations and counts */
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      timeout: 5s\n", 9,
+               "listener \"payments\": health_check: timeout 5s must be shorter than interval 5s");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      interval: 1s\n", 9,
+               "health_check: timeout 2s must be shorter than interval 1s");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      interval: 1s\n      timeout: 1500ms\n", 10,
+               "health_check: timeout 1500ms must be shorter than interval 1s");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      interval: 0s\n", 9,
+               "health_check: interval must be more than 0 and less than a day, not \"0s\"");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      timeout: soon\n", 9,
+               "health_check: timeout must be a duration such as 250ms, 10s, 5m or 1h, not \"soon\"");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      rise: 0\n", 9,
+               "listener \"payments\": health_check: rise must be a number from 1 to 100, not \"0\"");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      fall: 101\n", 9,
+               "health_check: fall must be a number from 1 to 100, not \"101\"");
+    expect_err(L_HEAD "    health_check:\n      type: tcp\n      fall: {}\n", 9,
+               "health_check: fall must be a string, not a mapping");
+}
+
+static void test_err_typed_keys(void **state)
+{
+    (void)state;
+    /* https-only settings on a tcp listener (the default type, or written out). */
+    expect_err(L_HEAD "    identity_headers: {}\n", 7,
+               "listener \"payments\": identity_headers is only for https listeners, and this one is tcp");
+    expect_err(L_HEAD "    strip_headers: [X-A]\n", 7, "listener \"payments\": strip_headers is only for https listeners");
+    expect_err(L_HEAD "    backend_timeout: 10s\n", 7, "listener \"payments\": backend_timeout is only for https listeners");
+    expect_err(L_HEAD "    max_header_bytes: 4096\n", 7, "listener \"payments\": max_header_bytes is only for https listeners");
+    expect_err(L_HEAD "    type: tcp\n    max_headers: 10\n", 8, "listener \"payments\": max_headers is only for https listeners");
+    /* tcp-only settings on an https listener, whatever their value. */
+    expect_err(H_HEAD "    proxy_protocol: v2\n", 8,
+               "listener \"payments\": proxy_protocol is only for tcp listeners, and this one is https");
+    expect_err(H_HEAD "    proxy_protocol: none\n", 8, "listener \"payments\": proxy_protocol is only for tcp listeners");
+    expect_err(H_HEAD "    proxy_protocol_cert: false\n", 8, "listener \"payments\": proxy_protocol_cert is only for tcp listeners");
+    /* The type may come after the key: the key's line is named. */
+    expect_err("listeners:\n  - name: a\n    proxy_protocol: v2\n    type: https\n", 3,
+               "listener \"a\": proxy_protocol is only for tcp listeners");
+}
+
+static void test_err_proxy_protocol(void **state)
+{
+    (void)state;
+    expect_err(L_HEAD "    proxy_protocol: v1\n", 7, "listener \"payments\": proxy_protocol must be v2 or none, not \"v1\"");
+    expect_err(L_HEAD "    proxy_protocol: 2\n", 7, "proxy_protocol must be v2 or none, not \"2\"");
+    expect_err(L_HEAD "    proxy_protocol_cert: true\n", 7,
+               "listener \"payments\": proxy_protocol_cert needs proxy_protocol: v2");
+    expect_err(L_HEAD "    proxy_protocol: none\n    proxy_protocol_cert: true\n", 8,
+               "proxy_protocol_cert needs proxy_protocol: v2");
+    expect_err(L_HEAD "    proxy_protocol: v2\n    proxy_protocol_cert: \"true\"\n", 8,
+               "listener \"payments\": proxy_protocol_cert must be true or false, not \"true\"");
+    expect_err(L_HEAD "    proxy_protocol: v2\n    proxy_protocol_cert: yes\n", 8,
+               "proxy_protocol_cert must be true or false, not \"yes\"");
+    expect_err(L_HEAD "    proxy_protocol: v2\n    proxy_protocol_cert: [true]\n", 8,
+               "proxy_protocol_cert must be true or false, not a sequence");
+    expect_err(L_HEAD "    proxy_protocol: v2\n    proxy_protocol_cert:\n", 8,
+               "proxy_protocol_cert must be true or false, not \"\"");
+}
+
+static void test_err_identity_headers(void **state)
+{
+    (void)state;
+    expect_err(H_HEAD "    identity_headers: [Client-Cert]\n", 8,
+               "listener \"payments\": identity_headers must be a mapping of setting: header name, not a sequence");
+    expect_err(H_HEAD "    identity_headers:\n      cert: X-Cert\n", 9,
+               "listener \"payments\": identity_headers: unknown key \"cert\" (valid: client_cert, client_cert_chain,");
+    expect_err(H_HEAD "    identity_headers:\n      subject: X-A\n      subject: X-B\n", 10,
+               "identity_headers: duplicate key \"subject\" (first at line 9)");
+    /* Not a token (RFC 9110 5.6.2). */
+    expect_err(H_HEAD "    identity_headers:\n      subject: X Subject\n", 9,
+               "listener \"payments\": identity_headers: subject must be a header name of 1 to 64 characters from "
+               "A-Z, a-z, 0-9 and !#$%&'*+-.^_`|~ (RFC 9110 5.1), not \"X Subject\"");
+    expect_err(H_HEAD "    identity_headers:\n      verify: \"X-Verify:\"\n", 9,
+               "identity_headers: verify must be a header name");
+    expect_err(H_HEAD "    identity_headers:\n      issuer: X-(Issuer)\n", 9, "identity_headers: issuer must be a header name");
+    expect_err(H_HEAD "    identity_headers:\n      issuer: X-\xc3\xa9\n", 9, "identity_headers: issuer must be a header name");
+    expect_err(H_HEAD "    identity_headers:\n      issuer: \"X-A\\r\\nX-B\"\n", 9,
+               "identity_headers: issuer must not contain control characters");
+    expect_err(H_HEAD "    identity_headers:\n      serial: \"\"\n", 9, "identity_headers: serial must not be empty");
+    expect_err(H_HEAD "    identity_headers:\n      serial:\n", 9, "identity_headers: serial has no value");
+    expect_err(H_HEAD "    identity_headers:\n      serial: { a: b }\n", 9,
+               "identity_headers: serial must be a string, not a mapping");
+    expect_err(H_HEAD "    identity_headers:\n      not_after: "
+                      "a123456789b123456789c123456789d123456789e123456789f123456789g1234\n",
+               9, "identity_headers: not_after must be a header name of 1 to 64 characters");
+    /* Duplicates, case-insensitively: between two settings, or with a default. */
+    expect_err(H_HEAD "    identity_headers:\n      subject: X-Name\n      issuer: x-name\n", 10,
+               "listener \"payments\": identity_headers: subject and issuer both use the header \"x-name\"");
+    expect_err(H_HEAD "    identity_headers:\n      client_cert_chain: client-cert\n", 9,
+               "identity_headers: client_cert and client_cert_chain both use the header \"client-cert\" "
+               "(one of them by default)");
+    expect_err(H_HEAD "    identity_headers:\n      not_after: X_Client_Cert_Serial\n", 9,
+               "identity_headers: serial and not_after both use the header \"X_Client_Cert_Serial\" "
+               "(one of them by default)");
+    expect_err(H_HEAD "    identity_headers:\n      subject: X-CLIENT-VERIFY\n", 9,
+               "identity_headers: subject and verify both use the header \"X-CLIENT-VERIFY\" (one of them by default)");
+}
+
+static void test_err_http_settings(void **state)
+{
+    (void)state;
+    expect_err(H_HEAD "    strip_headers: X-Debug\n", 8,
+               "listener \"payments\": strip_headers must be a sequence of header names, not a scalar");
+    expect_err(H_HEAD "    strip_headers: [[X-Debug]]\n", 8,
+               "listener \"payments\": strip_headers: an item must be a header name, not a sequence");
+    expect_err(H_HEAD "    strip_headers:\n      - X-A\n      - \"X B\"\n", 10,
+               "listener \"payments\": strip_headers item must be a header name of 1 to 64 characters");
+    expect_err(H_HEAD "    strip_headers: [X-A, \"\"]\n", 8, "strip_headers item must not be empty");
+    expect_err(H_HEAD "    strip_headers:\n      - X-Debug\n      - x-debug\n", 10,
+               "listener \"payments\": strip_headers: \"x-debug\" is listed twice");
+    expect_err(H_HEAD "    strip_headers:\n      - content-length\n", 9,
+               "listener \"payments\": strip_headers: \"content-length\" cannot be stripped");
+    expect_err(H_HEAD "    strip_headers: [Host]\n", 8, "strip_headers: \"Host\" cannot be stripped");
+    expect_err(H_HEAD "    strip_headers: [content_length]\n", 8, "strip_headers: \"content_length\" cannot be stripped");
+    expect_err(H_HEAD "    strip_headers: [X-Debug-Auth, X_DEBUG_AUTH]\n", 8, "strip_headers: \"X_DEBUG_AUTH\" is listed twice");
+    expect_err(H_HEAD "    strip_headers: [Transfer-Encoding]\n", 8, "strip_headers: \"Transfer-Encoding\" cannot be stripped");
+    expect_err(H_HEAD "    backend_timeout: 0s\n", 8,
+               "listener \"payments\": backend_timeout must be more than 0 and less than a day, not \"0s\"");
+    expect_err(H_HEAD "    backend_timeout: 1 minute\n", 8, "backend_timeout must be a duration such as");
+    expect_err(H_HEAD "    max_header_bytes: 1023\n", 8,
+               "listener \"payments\": max_header_bytes must be a number from 1024 to 1048576, not \"1023\"");
+    expect_err(H_HEAD "    max_header_bytes: 1048577\n", 8, "max_header_bytes must be a number from 1024 to 1048576, not \"1048577\"");
+    expect_err(H_HEAD "    max_header_bytes: 16k\n", 8, "max_header_bytes must be a number from 1024 to 1048576, not \"16k\"");
+    expect_err(H_HEAD "    max_headers: 0\n", 8, "listener \"payments\": max_headers must be a number from 1 to 1000, not \"0\"");
+    expect_err(H_HEAD "    max_headers: 1001\n", 8, "max_headers must be a number from 1 to 1000, not \"1001\"");
+    expect_err(H_HEAD "    max_headers: [1]\n", 8, "max_headers must be a string, not a sequence");
+}
+
 static void test_err_pin(void **state)
 {
     struct gw_config *cfg = NULL;
@@ -931,6 +1453,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_example),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_https_defaults),
+        cmocka_unit_test(test_backends_weighted),
+        cmocka_unit_test(test_health_check),
+        cmocka_unit_test(test_proxy_protocol),
+        cmocka_unit_test(test_http_settings),
         cmocka_unit_test(test_optional_values),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_binds),
@@ -953,6 +1480,13 @@ int main(void)
         cmocka_unit_test(test_err_ranges),
         cmocka_unit_test(test_err_durations),
         cmocka_unit_test(test_err_addresses),
+        cmocka_unit_test(test_err_backends_weighted),
+        cmocka_unit_test(test_err_balance),
+        cmocka_unit_test(test_err_health_check),
+        cmocka_unit_test(test_err_typed_keys),
+        cmocka_unit_test(test_err_proxy_protocol),
+        cmocka_unit_test(test_err_identity_headers),
+        cmocka_unit_test(test_err_http_settings),
         cmocka_unit_test(test_err_pin),
         cmocka_unit_test(test_err_size_cap),
         cmocka_unit_test(test_err_nesting),
