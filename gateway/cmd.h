@@ -6,5 +6,9 @@
 int gw_cmd_run(int argc, char **argv);     /* hsmgate run -c FILE */
 int gw_cmd_check(int argc, char **argv);   /* hsmgate check -c FILE */
 int gw_cmd_pki(int argc, char **argv);     /* hsmgate pki keygen|root|server|client|csr ... */
+int gw_cmd_revoke(int argc, char **argv);       /* hsmgate revoke [--lift] --store FILE ... */
+int gw_cmd_revocations(int argc, char **argv);  /* hsmgate revocations --store FILE [--json] */
+int gw_cmd_allow(int argc, char **argv);        /* hsmgate allow add|rm|ls --store FILE ... */
+int gw_cmd_crl(int argc, char **argv);          /* hsmgate crl import|ls --store FILE ... */
 
 #endif

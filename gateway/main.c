@@ -17,6 +17,10 @@ static void usage(FILE *f)
             "  run -c FILE      run the gateway\n"
             "  check -c FILE    validate FILE and resolve every key in the HSM; exit 0 or print file:line: problem\n"
             "  pki ...          keys and certificates in the HSM (hsmgate pki --help)\n"
+            "  revoke ...       revoke a client certificate, or lift a hold (hsmgate revoke --help)\n"
+            "  revocations ...  list revocations (hsmgate revocations --help)\n"
+            "  allow ...        allowlist entries: add, rm, ls (hsmgate allow --help)\n"
+            "  crl ...          import CRLs of other CAs, list them (hsmgate crl --help)\n"
             "  version          print the version\n");
 }
 
@@ -33,6 +37,14 @@ int main(int argc, char **argv)
         return gw_cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "pki") == 0)
         return gw_cmd_pki(argc - 1, argv + 1);
+    if (strcmp(cmd, "revoke") == 0)
+        return gw_cmd_revoke(argc - 1, argv + 1);
+    if (strcmp(cmd, "revocations") == 0)
+        return gw_cmd_revocations(argc - 1, argv + 1);
+    if (strcmp(cmd, "allow") == 0)
+        return gw_cmd_allow(argc - 1, argv + 1);
+    if (strcmp(cmd, "crl") == 0)
+        return gw_cmd_crl(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("hsmgate %s\n", HSMGATE_VERSION);
         return 0;

@@ -1,0 +1,331 @@
+/* store.c - the store's public functions: check every input, serialize calls on a handle, and
+ * hand over to the backend (store_int.h). Keeping validation here means a second backend cannot
+ * forget a rule, and a backend never sees a value an operator typed unchecked. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "policies/store_int.h"
+
+#define ACTOR_MAX 256
+#define COMMENT_MAX 4096
+#define ISSUER_DER_MAX 65536
+
+int pol_store_base_init(struct pol_store *st, const struct pol_store_ops *ops)
+{
+    st->ops = ops;
+    return pthread_mutex_init(&st->lock, NULL) == 0 ? 0 : POL_E_NOMEM;
+}
+
+void pol_store_base_fini(struct pol_store *st)
+{
+    pthread_mutex_destroy(&st->lock);
+}
+
+void pol_store_close(struct pol_store *st)
+{
+    if (st != NULL)
+        st->ops->close(st);
+}
+
+static int text_ok(const char *s, size_t max, int required)
+{
+    if (s == NULL)
+        return !required;
+    size_t n = strlen(s);
+    if ((required && n == 0) || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
+            return 0;
+    return 1;
+}
+
+static int check_actor(const struct pol_actor *who, char *err, size_t errlen)
+{
+    if (who == NULL || !text_ok(who->actor, ACTOR_MAX, 1))
+        return pol_errf(err, errlen, POL_E_ARG, "an actor (1-%d printable characters) is required", ACTOR_MAX);
+    if (!text_ok(who->comment, COMMENT_MAX, 0))
+        return pol_errf(err, errlen, POL_E_ARG, "the comment must be printable text of at most %d bytes", COMMENT_MAX);
+    return 0;
+}
+
+static int check_target(const struct pol_revocation *r, char *err, size_t errlen)
+{
+    struct pol_der d;
+    struct pol_tlv t;
+    if (r == NULL || r->issuer_der == NULL || r->issuer_der_len == 0 || r->issuer_der_len > ISSUER_DER_MAX)
+        return pol_errf(err, errlen, POL_E_ARG, "no issuer given");
+    d.p = r->issuer_der;
+    d.len = r->issuer_der_len;
+    if (pol_der_expect(&d, POL_TAG_SEQUENCE, &t) != 0 || d.len != 0)
+        return pol_errf(err, errlen, POL_E_ARG, "the issuer is not a DER Name");
+    if (r->serial == NULL || r->serial_len == 0 || r->serial_len > POL_SERIAL_MAX)
+        return pol_errf(err, errlen, POL_E_ARG, "the serial must be 1 to %d octets", POL_SERIAL_MAX);
+    if (!text_ok(r->issuer_text, 4096, 0))
+        return pol_errf(err, errlen, POL_E_ARG, "bad issuer text");
+    return 0;
+}
+
+static int check_reason(int reason, char *err, size_t errlen)
+{
+    if (reason < 0 || reason > 10 || reason == 7 || reason == POL_REASON_REMOVE_FROM_CRL)
+        return pol_errf(err, errlen, POL_E_ARG, "bad revocation reason %d (RFC 5280 5.3.1)", reason);
+    return 0;
+}
+
+int pol_store_generation(struct pol_store *st, uint64_t *gen)
+{
+    if (st == NULL || gen == NULL)
+        return POL_E_ARG;
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->generation(st, gen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_schema_version(struct pol_store *st, int *version)
+{
+    if (st == NULL || version == NULL)
+        return POL_E_ARG;
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->schema_version(st, version);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+static int revoke_common(struct pol_store *st, const struct pol_revocation *r, size_t n, enum pol_revoke_mode mode,
+                         const struct pol_actor *who, uint64_t *gen, char *err, size_t errlen)
+{
+    struct pol_revocation one;
+    struct pol_revocation *copy = NULL;
+    uint64_t g = 0;
+    int rc = 0;
+    time_t now = time(NULL);
+
+    if (st == NULL || (r == NULL && n > 0))
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no revocation");
+    POL_TRY(check_actor(who, err, errlen));
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = check_target(&r[i], err, errlen)) != 0 || (rc = check_reason(r[i].reason, err, errlen)) != 0) {
+            if (n > 1)
+                pol_errf(err, errlen, rc, "revocation #%zu: %s", i + 1, pol_strerror(rc));
+            goto out;
+        }
+    }
+    if (n == 0)
+        goto out;
+    /* revoked_at 0 means now; backends only ever see a real time. */
+    const struct pol_revocation *use = r;
+    if (n == 1) {
+        one = r[0];
+        if (one.revoked_at == 0)
+            one.revoked_at = now;
+        use = &one;
+    } else {
+        int need = 0;
+        for (size_t i = 0; i < n && !need; i++)
+            need = r[i].revoked_at == 0;
+        if (need) {
+            copy = malloc(n * sizeof(*copy));
+            if (copy == NULL) {
+                rc = pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+                goto out;
+            }
+            memcpy(copy, r, n * sizeof(*copy));
+            for (size_t i = 0; i < n; i++)
+                if (copy[i].revoked_at == 0)
+                    copy[i].revoked_at = now;
+            use = copy;
+        }
+    }
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->revoke(st, use, n, mode, who, now, &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0 && gen != NULL)
+        *gen = g;
+out:
+    free(copy);
+    copy = NULL;
+    return rc;
+}
+
+int pol_store_revoke(struct pol_store *st, const struct pol_revocation *r, const struct pol_actor *who, uint64_t *gen,
+                     char *err, size_t errlen)
+{
+    if (r == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no revocation");
+    return revoke_common(st, r, 1, POL_REVOKE_ONE, who, gen, err, errlen);
+}
+
+int pol_store_revoke_batch(struct pol_store *st, const struct pol_revocation *r, size_t n, const struct pol_actor *who,
+                           uint64_t *gen, char *err, size_t errlen)
+{
+    return revoke_common(st, r, n, POL_REVOKE_BATCH, who, gen, err, errlen);
+}
+
+int pol_store_lift(struct pol_store *st, const struct pol_revocation *r, const struct pol_actor *who, uint64_t *gen,
+                   char *err, size_t errlen)
+{
+    uint64_t g = 0;
+    int rc;
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    if ((rc = check_actor(who, err, errlen)) != 0 || (rc = check_target(r, err, errlen)) != 0)
+        return rc;
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->lift(st, r, who, time(NULL), &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0 && gen != NULL)
+        *gen = g;
+    return rc;
+}
+
+int pol_store_revocations_each(struct pol_store *st, int (*fn)(void *, const struct pol_revocation_row *), void *arg,
+                               char *err, size_t errlen)
+{
+    if (st == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->revocations_each(st, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_allow_add(struct pol_store *st, const struct pol_allow_entry *e, const struct pol_actor *who, int64_t *id,
+                        uint64_t *gen, char *err, size_t errlen)
+{
+    char value[POL_VALUE_MAX];
+    struct pol_allow_entry canon;
+    uint64_t g = 0;
+    int64_t newid = 0;
+    int rc;
+
+    if (st == NULL || e == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no entry");
+    if ((rc = check_actor(who, err, errlen)) != 0)
+        return rc;
+    if (!pol_list_name_ok(e->list))
+        return pol_errf(err, errlen, POL_E_ARG, "bad list name (letters, digits, '.', '_', '-'; 1 to 64)");
+    if ((unsigned)e->match >= POL_MATCH_COUNT)
+        return pol_errf(err, errlen, POL_E_ARG, "unknown match type");
+    if ((rc = pol_allow_value_normalize(e->match, e->value, value, sizeof(value), err, errlen)) != 0)
+        return rc;
+    if (e->expires_at < 0)
+        return pol_errf(err, errlen, POL_E_ARG, "bad expiry time");
+    canon = *e;
+    canon.value = value;
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->allow_add(st, &canon, who, time(NULL), &newid, &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0) {
+        if (id != NULL)
+            *id = newid;
+        if (gen != NULL)
+            *gen = g;
+    }
+    return rc;
+}
+
+int pol_store_allow_remove(struct pol_store *st, int64_t id, const struct pol_allow_entry *e, const struct pol_actor *who,
+                           uint64_t *gen, char *err, size_t errlen)
+{
+    char value[POL_VALUE_MAX];
+    struct pol_allow_entry canon;
+    const struct pol_allow_entry *use = NULL;
+    uint64_t g = 0;
+    int rc;
+
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    if ((rc = check_actor(who, err, errlen)) != 0)
+        return rc;
+    if (id <= 0) {
+        if (e == NULL || !pol_list_name_ok(e->list) || (unsigned)e->match >= POL_MATCH_COUNT)
+            return pol_errf(err, errlen, POL_E_ARG, "give an entry id, or a list, match type and value");
+        if ((rc = pol_allow_value_normalize(e->match, e->value, value, sizeof(value), err, errlen)) != 0)
+            return rc;
+        canon = *e;
+        canon.value = value;
+        use = &canon;
+    }
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->allow_remove(st, id, use, who, time(NULL), &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0 && gen != NULL)
+        *gen = g;
+    return rc;
+}
+
+int pol_store_allow_each(struct pol_store *st, const char *list, int (*fn)(void *, const struct pol_allow_row *),
+                         void *arg, char *err, size_t errlen)
+{
+    if (st == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    if (list != NULL && !pol_list_name_ok(list))
+        return pol_errf(err, errlen, POL_E_ARG, "bad list name");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->allow_each(st, list, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_crl_import(struct pol_store *st, const struct pol_crl *crl, const struct pol_actor *who, int *unchanged,
+                         uint64_t *gen, char *err, size_t errlen)
+{
+    uint64_t g = 0;
+    int same = 0, rc;
+    if (st == NULL || crl == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no CRL");
+    /* Only a CRL that went through pol_crl_verify has its issuer's text: never store an unverified one. */
+    if (crl->issuer_text == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "the CRL was not verified against a CA");
+    if ((rc = check_actor(who, err, errlen)) != 0)
+        return rc;
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->crl_import(st, crl, who, time(NULL), &same, &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0) {
+        if (unchanged != NULL)
+            *unchanged = same;
+        if (gen != NULL)
+            *gen = g;
+    }
+    return rc;
+}
+
+int pol_store_crls_each(struct pol_store *st, int (*fn)(void *, const struct pol_crl_row *), void *arg, char *err,
+                        size_t errlen)
+{
+    if (st == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->crls_each(st, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_snapshot_build(struct pol_store *st, struct pol_snapshot **out, char *err, size_t errlen)
+{
+    struct pol_snapshot *b = NULL;
+    uint64_t gen = 0;
+    int rc = 0;
+
+    *out = NULL;
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    if ((rc = pol_builder_new(&b)) != 0)
+        return pol_errf(err, errlen, rc, "out of memory");
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->load(st, b, &gen, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != 0)
+        goto out;
+    POL_TRY(pol_builder_finish(b, gen, err, errlen));
+    *out = b;
+    b = NULL;
+out:
+    pol_snapshot_free(b);
+    b = NULL;
+    return rc;
+}

@@ -1,0 +1,111 @@
+/* store_schema.c - the SQLite store's schema as a list of migrations.
+ *
+ * schema_version holds the version the file is at. At open, every migration past it runs, in order,
+ * in one IMMEDIATE transaction together with the version update: a crash or a failure leaves the
+ * file at its old version, never half-migrated, and two processes opening a new file at once
+ * serialize on the write lock (the second finds the work done). A file at a version newer than
+ * this binary knows is refused rather than misread.
+ *
+ * To change the schema: append a migration; never edit one that has shipped.
+ */
+#include <stdio.h>
+
+#include "policies/store_sqlite_int.h"
+
+typedef int (*migration_fn)(struct sq *s, char *err, size_t errlen);
+
+/* Version 1: the first schema (described in store_sqlite.c). */
+static int migrate_1(struct sq *s, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO meta(key, value) VALUES ('generation', 0);"
+        "CREATE TABLE issuers("
+        "  id INTEGER PRIMARY KEY,"
+        "  name_hash BLOB NOT NULL UNIQUE,"      /* SHA-256 of the issuer Name DER */
+        "  name_der BLOB NOT NULL,"
+        "  name_text TEXT NOT NULL);"            /* RFC 4514, for people */
+        "CREATE TABLE changes("
+        "  id INTEGER PRIMARY KEY,"
+        "  at INTEGER NOT NULL,"
+        "  generation INTEGER NOT NULL,"
+        "  actor TEXT NOT NULL,"
+        "  action TEXT NOT NULL,"
+        "  target TEXT NOT NULL,"
+        "  comment TEXT);"
+        "CREATE TABLE crls("
+        "  id INTEGER PRIMARY KEY,"
+        "  issuer_id INTEGER NOT NULL UNIQUE,"
+        "  crl_number BLOB,"                     /* INTEGER content octets; NULL when absent */
+        "  this_update INTEGER NOT NULL,"
+        "  next_update INTEGER NOT NULL,"        /* 0 when absent */
+        "  sha256 BLOB NOT NULL,"
+        "  entries INTEGER NOT NULL,"
+        "  imported_at INTEGER NOT NULL,"
+        "  change_id INTEGER NOT NULL);"
+        "CREATE TABLE revocations("
+        "  issuer_id INTEGER NOT NULL,"
+        "  serial BLOB NOT NULL,"                /* INTEGER content octets */
+        "  source INTEGER NOT NULL,"             /* 0: made here; else crls.id */
+        "  reason INTEGER NOT NULL,"             /* RFC 5280 5.3.1 */
+        "  revoked_at INTEGER NOT NULL,"
+        "  change_id INTEGER NOT NULL,"
+        "  PRIMARY KEY (issuer_id, serial, source)) WITHOUT ROWID;"
+        "CREATE TABLE allowlist("
+        "  id INTEGER PRIMARY KEY,"
+        "  list TEXT NOT NULL,"
+        "  match TEXT NOT NULL,"
+        "  value TEXT NOT NULL,"                 /* canonical (pol_allow_value_normalize) */
+        "  expires_at INTEGER NOT NULL DEFAULT 0,"
+        "  actor TEXT NOT NULL,"
+        "  comment TEXT,"
+        "  created_at INTEGER NOT NULL,"
+        "  UNIQUE (list, match, value));";
+    return sq_exec(s, sql, err, errlen);
+}
+
+static const migration_fn migrations[] = { migrate_1 };
+#define LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == POL_SCHEMA_VERSION,
+               "POL_SCHEMA_VERSION must be the number of migrations");
+
+int sq_migrate(struct sq *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, version = 0;
+    char sql[96];
+
+    POL_TRY(sq_begin(s, err, errlen));
+    POL_TRY(sq_exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", err, errlen));
+    POL_TRY(sq_prep(s, "SELECT max(version) FROM schema_version", &st, err, errlen));
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (version < 0 || version > LATEST) {
+        rc = pol_errf(err, errlen, POL_E_SCHEMA,
+                      "policy store: schema version %d is newer than this hsmgate knows (%d); upgrade hsmgate",
+                      version, LATEST);
+        goto out;
+    }
+    if (version == LATEST)
+        goto out;
+    for (int v = version; v < LATEST; v++) {
+        if ((rc = migrations[v](s, err, errlen)) != 0) {
+            char inner[256];
+            snprintf(inner, sizeof(inner), "%s", err ? err : "");
+            pol_errf(err, errlen, rc, "policy store: migration to version %d failed: %s", v + 1, inner);
+            goto out;
+        }
+    }
+    POL_TRY(sq_exec(s, "DELETE FROM schema_version", err, errlen));
+    snprintf(sql, sizeof(sql), "INSERT INTO schema_version(version) VALUES (%d)", LATEST);
+    POL_TRY(sq_exec(s, sql, err, errlen));
+    rc = sq_exec(s, "COMMIT", err, errlen);
+out:
+    sqlite3_finalize(st);
+    st = NULL;
+    sq_rollback(s);
+    return rc;
+}

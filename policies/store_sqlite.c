@@ -1,0 +1,420 @@
+/* store_sqlite.c - the embedded store: one SQLite file in WAL mode with synchronous=FULL, so that
+ * a commit is on disk (the WAL fsynced) before a change is acknowledged, readers never block the
+ * writer, and a CLI in another process can write while the gateway runs.
+ *
+ * Schema (version 1; migrations in store_schema.c):
+ *   meta(key, value)                 'generation': bumped by every change, in the change's transaction
+ *   issuers(id, name_hash, name_der, name_text)          one row per issuer Name (SHA-256 of the DER)
+ *   revocations(issuer_id, serial, source, reason, revoked_at, change_id)   WITHOUT ROWID, keyed by
+ *                                    (issuer_id, serial, source); source 0 = made here, else crls.id
+ *   crls(id, issuer_id, crl_number, this_update, next_update, sha256, entries, imported_at, change_id)
+ *   allowlist(id, list, match, value, expires_at, actor, comment, created_at)   UNIQUE(list, match, value)
+ *   changes(id, at, generation, actor, action, target, comment)            the change log
+ * Revocation rows are small on purpose (an issuer id, not its hash; who and why live in `changes`):
+ * a snapshot build reads all of them.
+ *
+ * Noticing other processes' changes cheaply: PRAGMA data_version changes when another connection
+ * commits; only then is the generation re-read.
+ */
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policies/store_sqlite_int.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+static const struct pol_store_ops sqlite_ops;
+
+int sq_fail(struct sq *s, int src, char *err, size_t errlen, const char *what)
+{
+    int code = POL_E_STORE;
+    int prim = src & 0xff;
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+        code = POL_E_BUSY;
+    else if (prim == SQLITE_NOMEM)
+        code = POL_E_NOMEM;
+    else if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+        code = POL_E_SCHEMA;
+    return pol_errf(err, errlen, code, "policy store: %s: %s", what, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+}
+
+int sq_exec(struct sq *s, const char *sql, char *err, size_t errlen)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : sq_fail(s, rc, err, errlen, sql);
+}
+
+int sq_prep(struct sq *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? 0 : sq_fail(s, rc, err, errlen, "prepare");
+}
+
+/* BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can
+ * fail with SQLITE_BUSY without waiting, and then the caller would have to retry. */
+int sq_begin(struct sq *s, char *err, size_t errlen)
+{
+    return sq_exec(s, "BEGIN IMMEDIATE", err, errlen);
+}
+
+void sq_rollback(struct sq *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int sq_commit(struct sq *s, uint64_t gen, char *err, size_t errlen)
+{
+    int rc = sq_exec(s, "COMMIT", err, errlen);
+    if (rc != 0) {
+        sq_rollback(s);
+        return rc;
+    }
+    /* Our own commits do not move data_version; remember the generation we made. */
+    s->gen_cache = gen;
+    return 0;
+}
+
+/* Bumps the generation and logs the change, inside the caller's transaction. */
+int sq_change(struct sq *s, const struct pol_actor *who, time_t now, const char *action, const char *target,
+              uint64_t *gen, int64_t *change_id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src;
+    POL_TRY(sq_prep(s, "UPDATE meta SET value = value + 1 WHERE key = 'generation' RETURNING value", &st, err, errlen));
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? pol_errf(err, errlen, POL_E_SCHEMA, "policy store: no generation row")
+                                : sq_fail(s, src, err, errlen, "generation");
+        goto out;
+    }
+    *gen = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    POL_TRY(sq_prep(s, "INSERT INTO changes(at, generation, actor, action, target, comment) VALUES (?,?,?,?,?,?)", &st,
+                    err, errlen));
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)*gen);
+    sqlite3_bind_text(st, 3, who->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
+    if (who->comment != NULL)
+        sqlite3_bind_text(st, 6, who->comment, -1, SQLITE_STATIC);
+    if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = sq_fail(s, src, err, errlen, "change log");
+        goto out;
+    }
+    *change_id = sqlite3_last_insert_rowid(s->db);
+out:
+    sqlite3_finalize(st);
+    st = NULL;
+    return rc;
+}
+
+/* The id of an issuer, adding it if new. */
+int sq_issuer_id(struct sq *s, const uint8_t hash[POL_HASH_LEN], const uint8_t *der, size_t der_len,
+                 const char *text, int64_t *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src;
+    POL_TRY(sq_prep(s,
+                    "INSERT INTO issuers(name_hash, name_der, name_text) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT(name_hash) DO UPDATE SET name_text = ?3 WHERE name_text = '' AND ?3 <> '' "
+                    "RETURNING id",
+                    &st, err, errlen));
+    sqlite3_bind_blob(st, 1, hash, POL_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, der, (int)der_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, text ? text : "", -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        goto out;
+    }
+    if (src != SQLITE_DONE) {
+        rc = sq_fail(s, src, err, errlen, "issuer");
+        goto out;
+    }
+    /* The conflict clause's WHERE was false: the row exists unchanged and RETURNING gave nothing. */
+    sqlite3_finalize(st);
+    st = NULL;
+    POL_TRY(sq_prep(s, "SELECT id FROM issuers WHERE name_hash = ?", &st, err, errlen));
+    sqlite3_bind_blob(st, 1, hash, POL_HASH_LEN, SQLITE_STATIC);
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = sq_fail(s, src, err, errlen, "issuer lookup");
+        goto out;
+    }
+    *id = sqlite3_column_int64(st, 0);
+out:
+    sqlite3_finalize(st);
+    st = NULL;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open, close, generation */
+
+static void sqlite_close(struct pol_store *base)
+{
+    struct sq *s = (struct sq *)base;
+    if (s->db != NULL)
+        sqlite3_close_v2(s->db);
+    s->db = NULL;
+    pol_store_base_fini(&s->base);
+    free(s);
+}
+
+static int sqlite_generation(struct pol_store *base, uint64_t *gen)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src;
+    POL_TRY(sq_prep(s, "PRAGMA data_version", &st, NULL, 0));
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = sq_fail(s, src, NULL, 0, "data_version");
+        goto out;
+    }
+    int64_t dv = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!s->dv_valid || dv != s->data_version) {
+        POL_TRY(sq_prep(s, "SELECT value FROM meta WHERE key = 'generation'", &st, NULL, 0));
+        if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+            rc = src == SQLITE_DONE ? POL_E_SCHEMA : sq_fail(s, src, NULL, 0, "generation");
+            goto out;
+        }
+        s->gen_cache = (uint64_t)sqlite3_column_int64(st, 0);
+        s->data_version = dv;
+        s->dv_valid = 1;
+    }
+    *gen = s->gen_cache;
+out:
+    sqlite3_finalize(st);
+    st = NULL;
+    return rc;
+}
+
+static int sqlite_schema_version(struct pol_store *base, int *version)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    POL_TRY(sq_prep(s, "SELECT max(version) FROM schema_version", &st, NULL, 0));
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = POL_E_SCHEMA;
+        goto out;
+    }
+    *version = sqlite3_column_int(st, 0);
+out:
+    sqlite3_finalize(st);
+    st = NULL;
+    return rc;
+}
+
+int pol_store_open_sqlite(const char *path, struct pol_store **out, char *err, size_t errlen)
+{
+    struct sq *s = NULL;
+    int rc = 0, src;
+
+    *out = NULL;
+    if (path == NULL || path[0] == '\0')
+        return pol_errf(err, errlen, POL_E_ARG, "no store path");
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+    if ((rc = pol_store_base_init(&s->base, &sqlite_ops)) != 0) {
+        free(s);
+        s = NULL;
+        return pol_errf(err, errlen, rc, "out of memory");
+    }
+    /* Created here rather than by SQLite so that a new store is 0640 whatever the umask; SQLite
+     * gives its -wal and -shm files the main file's mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rc = pol_errf(err, errlen, POL_E_STORE, "policy store %s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    close(fd);
+    src = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = sq_fail(s, src, err, errlen, path);
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /* The file may come from anywhere (a backup, a copy): no schema-embedded code, no writes that
+     * could corrupt it through the SQL language (SQLite's "defensive" mode). */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    POL_TRY(sq_exec(s, "PRAGMA journal_mode=WAL", err, errlen));
+    POL_TRY(sq_exec(s, "PRAGMA synchronous=FULL", err, errlen));
+    char jm[16] = "";
+    sqlite3_stmt *st = NULL;
+    if (sq_prep(s, "PRAGMA journal_mode", &st, err, errlen) == 0 && sqlite3_step(st) == SQLITE_ROW)
+        snprintf(jm, sizeof(jm), "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    st = NULL;
+    if (strcmp(jm, "wal") != 0) {
+        rc = pol_errf(err, errlen, POL_E_STORE, "policy store %s: cannot switch to WAL mode (journal_mode %s)", path, jm);
+        goto out;
+    }
+    POL_TRY(sq_migrate(s, err, errlen));
+    *out = &s->base;
+    s = NULL;
+out:
+    if (s != NULL)
+        sqlite_close(&s->base);
+    s = NULL;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- snapshot load */
+
+static int sqlite_load(struct pol_store *base, struct pol_snapshot *b, uint64_t *gen, char *err, size_t errlen)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t *ids = NULL;
+    size_t nids = 0, cap = 0, last = 0;
+    int rc = 0, src;
+
+    /* One read transaction: every table as of one commit, whatever writers do meanwhile. */
+    POL_TRY(sq_exec(s, "BEGIN", err, errlen));
+    POL_TRY(sq_prep(s, "SELECT value FROM meta WHERE key = 'generation'", &st, err, errlen));
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = pol_errf(err, errlen, POL_E_SCHEMA, "policy store: no generation row");
+        goto out;
+    }
+    *gen = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+
+    POL_TRY(sq_prep(s, "SELECT id, name_hash FROM issuers ORDER BY id", &st, err, errlen));
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t idx;
+        if (sqlite3_column_bytes(st, 1) != POL_HASH_LEN) {
+            rc = pol_errf(err, errlen, POL_E_SCHEMA, "policy store: issuer %lld is corrupt",
+                          (long long)sqlite3_column_int64(st, 0));
+            goto out;
+        }
+        if (nids == cap) {
+            size_t n = cap ? cap * 2 : 16;
+            int64_t *q = realloc(ids, n * sizeof(*q));
+            if (q == NULL) {
+                rc = pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+                goto out;
+            }
+            ids = q;
+            cap = n;
+        }
+        ids[nids++] = sqlite3_column_int64(st, 0);
+        POL_TRY(pol_builder_issuer(b, sqlite3_column_blob(st, 1), &idx));
+    }
+    if (src != SQLITE_DONE) {
+        rc = sq_fail(s, src, err, errlen, "issuers");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+/* issuers.id -> builder index (ids ascending): rows come grouped by issuer, so mostly the last one. */
+#define ISSUER_INDEX(id, out_ok)                                                                  \
+    do {                                                                                          \
+        int64_t want_ = (id);                                                                     \
+        out_ok = 0;                                                                               \
+        if (last < nids && ids[last] == want_) {                                                  \
+            out_ok = 1;                                                                           \
+        } else {                                                                                  \
+            size_t lo_ = 0, hi_ = nids;                                                           \
+            while (lo_ < hi_) {                                                                   \
+                size_t mid_ = lo_ + (hi_ - lo_) / 2;                                              \
+                if (ids[mid_] < want_)                                                            \
+                    lo_ = mid_ + 1;                                                               \
+                else                                                                              \
+                    hi_ = mid_;                                                                   \
+            }                                                                                     \
+            if (lo_ < nids && ids[lo_] == want_) {                                                \
+                last = lo_;                                                                       \
+                out_ok = 1;                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
+    int ok;
+    POL_TRY(sq_prep(s, "SELECT issuer_id, this_update, next_update FROM crls", &st, err, errlen));
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        ISSUER_INDEX(sqlite3_column_int64(st, 0), ok);
+        if (!ok) {
+            rc = pol_errf(err, errlen, POL_E_SCHEMA, "policy store: a CRL names an unknown issuer");
+            goto out;
+        }
+        POL_TRY(pol_builder_crl(b, last, (time_t)sqlite3_column_int64(st, 1), (time_t)sqlite3_column_int64(st, 2)));
+    }
+    if (src != SQLITE_DONE) {
+        rc = sq_fail(s, src, err, errlen, "crls");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    POL_TRY(sq_prep(s, "SELECT issuer_id, serial, reason, revoked_at FROM revocations", &st, err, errlen));
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        ISSUER_INDEX(sqlite3_column_int64(st, 0), ok);
+        const void *serial = sqlite3_column_blob(st, 1);
+        int slen = sqlite3_column_bytes(st, 1);
+        /* A revocation row we cannot read must not be skipped: that would un-revoke it. */
+        if (!ok || serial == NULL || slen <= 0 || slen > POL_SERIAL_MAX ||
+            pol_builder_revoked(b, last, serial, (size_t)slen, sqlite3_column_int(st, 2),
+                                (int64_t)sqlite3_column_int64(st, 3)) != 0) {
+            rc = pol_errf(err, errlen, POL_E_SCHEMA, "policy store: a revocation row is corrupt");
+            goto out;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = sq_fail(s, src, err, errlen, "revocations");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+#undef ISSUER_INDEX
+
+    POL_TRY(sq_prep(s, "SELECT id, list, match, value, expires_at FROM allowlist ORDER BY list, id", &st, err, errlen));
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        POL_TRY(pol_builder_allow(b, (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+                                  (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),
+                                  sqlite3_column_int64(st, 0)));
+    }
+    if (src != SQLITE_DONE) {
+        rc = sq_fail(s, src, err, errlen, "allowlist");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    POL_TRY(sq_exec(s, "COMMIT", err, errlen));
+out:
+    sqlite3_finalize(st);
+    st = NULL;
+    sq_rollback(s);
+    free(ids);
+    ids = NULL;
+    return rc;
+}
+
+static const struct pol_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .generation = sqlite_generation,
+    .schema_version = sqlite_schema_version,
+    .revoke = sq_revoke,
+    .lift = sq_lift,
+    .revocations_each = sq_revocations_each,
+    .allow_add = sq_allow_add,
+    .allow_remove = sq_allow_remove,
+    .allow_each = sq_allow_each,
+    .crl_import = sq_crl_import,
+    .crls_each = sq_crls_each,
+    .load = sqlite_load,
+};
