@@ -18,7 +18,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstri
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -fstack-protector-strong -fPIE -MMD -MP \
            -I. $(shell pkg-config --cflags p11-kit-1 2>/dev/null)
 LDFLAGS_COMMON := -pie -Wl,-z,relro,-z,now -pthread
-LIBS    := $(shell pkg-config --libs p11-kit-1 2>/dev/null) -lyaml -ljansson -lsqlite3 -lm -ldl
+LIBS    := $(shell pkg-config --libs p11-kit-1 2>/dev/null) -lyaml -ljansson -lsqlite3 -lhttp_parser -lm -ldl
 
 ifeq ($(FLAVOUR),asan)
   CFLAGS_FL  := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -18,6 +18,7 @@ pkgs=(
   procps psmisc                            # pgrep/ps in the test harness
   haproxy                                  # a real PROXY v2 consumer (accept-proxy) in the tests
   libsqlite3-dev                           # the policies store
+  libhttp-parser-dev                       # HTTP/1.1 parsing on https listeners
 )
 [ "${WOLFSSL:-local}" = system ] && pkgs+=(libwolfssl-dev)
 

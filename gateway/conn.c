@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gateway/http.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/proxy_v2.h"
@@ -67,7 +69,19 @@ struct gw_conn {
     uint32_t pp2_len, pp2_off;
     char peer[64];
     const char *result, *reason;
+    struct gw_http *http;              /* https listeners: the HTTP engine (http.h); NULL for tcp */
+    struct gw_peer_info *pi;           /* https: the client, read once for its headers and the log */
+    uint64_t idle_ms;                  /* https: when the connection counts as idle (deadline_ms: the nearer
+                                        * of this and the engine's backend_timeout) */
 };
+
+/* https listeners (the end of this file). */
+static int pump_http(struct gw_conn *c);
+static int update_interest_http(struct gw_conn *c);
+static void http_backend_up(struct gw_conn *c);
+static void http_unreachable(struct gw_conn *c, const char *reason);
+static void http_start(struct gw_conn *c);
+static void http_sweep(struct gw_conn *c);
 
 static struct gw_conn *conn_of(struct gw_tag *tag)
 {
@@ -122,13 +136,17 @@ static void buf_compact(struct gw_buf *b)
     }
 }
 
-static void log_access(struct gw_conn *c)
+/* The fields every access-log line has: the connection and its TLS. known: the peer, when already read. */
+static json_t *access_line(struct gw_conn *c, const struct gw_peer_info *known)
 {
     struct gw_peer_info pi;
     const char *version = "", *cipher = "";
     int resumed = 0;
     if (c->ssl != NULL && c->hs_done) {
-        gw_tls_peer_info(c->ssl, &pi);
+        if (known != NULL)
+            pi = *known;
+        else
+            gw_tls_peer_info(c->ssl, &pi);
         version = wolfSSL_get_version(c->ssl);
         cipher = wolfSSL_get_cipher(c->ssl);
         resumed = wolfSSL_session_reused(c->ssl) ? 1 : 0;
@@ -142,7 +160,7 @@ static void log_access(struct gw_conn *c)
     gw_time_rfc3339(ts, sizeof(ts));
     json_t *o = json_object();
     if (o == NULL)
-        return;
+        return NULL;
     json_object_set_new(o, "time", json_string(ts));
     json_object_set_new(o, "listener", json_string(c->l->cfg->name));
     json_object_set_new(o, "peer", json_string(c->peer));
@@ -154,12 +172,55 @@ static void log_access(struct gw_conn *c)
     json_object_set_new(o, "client_issuer", json_string(pi.issuer));
     json_object_set_new(o, "client_serial", json_string(pi.serial));
     json_object_set_new(o, "client_fingerprint_sha256", json_string(pi.fp_sha256));
-    json_object_set_new(o, "result", json_string(c->result ? c->result : "closed"));
-    json_object_set_new(o, "reason", c->reason ? json_string(c->reason) : json_null());
+    return o;
+}
+
+static void log_backend(struct gw_conn *c, json_t *o)
+{
     if (c->hs_done && c->backend_tries > 0) {
         const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
         json_object_set_new(o, "backend", json_string(b->addr.text));
     }
+}
+
+/* https: one line per finished request, with the connection's fields and the request's own. */
+static void log_requests(struct gw_conn *c)
+{
+    struct gw_http_log r;
+    while (gw_http_log_pop(c->http, &r)) {
+        json_t *o = access_line(c, c->pi);
+        if (o == NULL)
+            continue;
+        json_object_set_new(o, "result", json_string(r.result ? r.result : "ok"));
+        json_object_set_new(o, "reason", r.reason ? json_string(r.reason) : json_null());
+        log_backend(c, o);
+        json_object_set_new(o, "method", json_string(r.method));
+        json_object_set_new(o, "path", json_string(r.path));
+        json_object_set_new(o, "status", r.status ? json_integer(r.status) : json_null());
+        json_object_set_new(o, "upstream_ms", r.upstream_ms >= 0 ? json_integer((json_int_t)r.upstream_ms) : json_null());
+        json_object_set_new(o, "bytes_in", json_integer((json_int_t)r.bytes_in));
+        json_object_set_new(o, "bytes_out", json_integer((json_int_t)r.bytes_out));
+        json_object_set_new(o, "duration_ms", json_integer((json_int_t)r.duration_ms));
+        gw_access_log_write(o);
+    }
+}
+
+static void log_access(struct gw_conn *c)
+{
+    if (c->http != NULL) {
+        /* Requests still outstanding end with the connection; a connection that carried requests
+         * is told by their lines, one that carried none (idle, refused) by its own. */
+        gw_http_abort(c->http, gw_now_ms(), c->reason ? c->reason : "connection_closed");
+        log_requests(c);
+        if (gw_http_logged(c->http) > 0)
+            return;
+    }
+    json_t *o = access_line(c, c->pi);
+    if (o == NULL)
+        return;
+    json_object_set_new(o, "result", json_string(c->result ? c->result : "closed"));
+    json_object_set_new(o, "reason", c->reason ? json_string(c->reason) : json_null());
+    log_backend(c, o);
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)c->bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)c->bytes_out));
     json_object_set_new(o, "duration_ms", json_integer((json_int_t)(gw_now_ms() - c->started_ms)));
@@ -201,6 +262,10 @@ static void conn_close(struct gw_conn *c)
     gw_pool_tried_free(&c->tried);
     free(c->pp2);
     c->pp2 = NULL;
+    gw_http_free(c->http); /* holds the listener's config: before the generation goes */
+    c->http = NULL;
+    free(c->pi);
+    c->pi = NULL;
     gw_gen_unref(c->gen);
     c->gen = NULL;
     /* Freed at the end of the loop turn: a later event of the same epoll batch may name it. */
@@ -220,6 +285,11 @@ void gw_conn_reap(struct gw_worker *w)
 
 static void conn_fail(struct gw_conn *c, const char *result, const char *reason)
 {
+    /* https: the request that needed a backend gets a 502 rather than a closed connection. */
+    if (c->http != NULL && !c->closed && strcmp(result, "backend_unreachable") == 0) {
+        http_unreachable(c, reason);
+        return;
+    }
     if (c->result == NULL)
         c->result = result;
     if (c->reason == NULL)
@@ -270,7 +340,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const st
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ssl = gw_tls_new(l->tls_ctx, fd, l->key, &c->tls);
-    if (c->ssl == NULL) {
+    if (c->ssl == NULL || (l->cfg->type == GW_LISTENER_HTTPS && gw_tls_alpn_http11(c->ssl) != 0)) {
         conn_fail(c, "error", "out_of_memory");
         return;
     }
@@ -353,6 +423,8 @@ static int backend_start(struct gw_conn *c)
 
 static int update_interest(struct gw_conn *c)
 {
+    if (c->http != NULL)
+        return update_interest_http(c);
     uint32_t cw = 0, bw = 0;
     if ((!c->client_eof && buf_space(&c->c2b) > 0) || c->c_write_wants_read)
         cw |= EPOLLIN | EPOLLRDHUP;
@@ -372,6 +444,8 @@ static int update_interest(struct gw_conn *c)
 /* Moves as many bytes as both sides allow. Returns -1 when the connection was closed. */
 static int pump(struct gw_conn *c)
 {
+    if (c->http != NULL)
+        return pump_http(c);
     int progress, moved = 0;
     do {
         progress = 0;
@@ -473,6 +547,10 @@ static int pump(struct gw_conn *c)
 
 static void enter_proxy(struct gw_conn *c)
 {
+    if (c->http != NULL) { /* https: the engine has its own buffers */
+        http_backend_up(c);
+        return;
+    }
     c->c2b.data = malloc(GW_BUF_SIZE);
     c->b2c.data = malloc(GW_BUF_SIZE);
     if (c->c2b.data == NULL || c->b2c.data == NULL) {
@@ -605,6 +683,10 @@ static void handshake_step(struct gw_conn *c)
         atomic_fetch_add(&c->l->stats->handshakes_ok, 1);
         if (wolfSSL_session_reused(c->ssl))
             atomic_fetch_add(&c->l->stats->resumed, 1);
+        if (c->l->cfg->type == GW_LISTENER_HTTPS) { /* the backend comes with the first request */
+            http_start(c);
+            return;
+        }
         if (backend_start(c) != 0)
             return;
         return;
@@ -654,10 +736,14 @@ void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events)
 void gw_conn_sweep(struct gw_worker *w, int force)
 {
     struct gw_conn *c = w->conns;
+    int draining = atomic_load(&w->srv->state) != GW_RUNNING;
     while (c != NULL) {
         struct gw_conn *next = c->next;
         if (force) {
             conn_fail(c, "closed", "shutdown");
+        } else if (draining && c->http != NULL && c->state == CS_PROXY && gw_http_idle(c->http)) {
+            /* Draining: an https connection between two requests has nothing left to finish. */
+            conn_fail(c, "ok", "shutdown");
         } else if (c->deadline_ms <= w->now_ms) {
             switch (c->state) {
             case CS_HANDSHAKE:
@@ -668,7 +754,10 @@ void gw_conn_sweep(struct gw_worker *w, int force)
                 backend_next(c, "connect timeout");
                 break;
             case CS_PROXY:
-                conn_fail(c, "ok", "idle_timeout");
+                if (c->http != NULL)
+                    http_sweep(c);
+                else
+                    conn_fail(c, "ok", "idle_timeout");
                 break;
             case CS_LINGER:
                 conn_close(c);
@@ -677,4 +766,219 @@ void gw_conn_sweep(struct gw_worker *w, int force)
         }
         c = next;
     }
+}
+
+/* ---- https listeners (http.h) ----
+ *
+ * After the handshake the connection is in CS_PROXY with no backend (bfd -1) until the first request
+ * head is complete; then backend_start connects as for tcp (CS_CONNECTING, the client quiet) and
+ * enter_proxy hands back here, or conn_fail's backend_unreachable becomes a 502. The engine does the
+ * HTTP; this part moves bytes, keeps the deadlines and writes one access-log line per request. */
+
+static void http_drop_backend(struct gw_conn *c)
+{
+    if (c->bfd >= 0) {
+        close(c->bfd); /* closing removes it from epoll */
+        c->bfd = -1;
+        c->bev = 0;
+    }
+    c->backend_eof = 1;
+}
+
+/* The handshake is done: the client's identity, once, then the engine. */
+static void http_start(struct gw_conn *c)
+{
+    struct gw_http_names names;
+    char *ident = NULL;
+    size_t ident_len = 0;
+    c->pi = malloc(sizeof(*c->pi));
+    if (c->pi == NULL) {
+        conn_fail(c, "error", "out_of_memory");
+        return;
+    }
+    gw_tls_peer_info(c->ssl, c->pi);
+    gw_http_names_resolve(c->l->cfg, &names);
+    int rc = gw_http_identity_from_tls(c->ssl, c->cfd, c->l->cfg->auth != GW_AUTH_ONE_WAY, c->pi, &names, &ident,
+                                       &ident_len);
+    if (rc == 0)
+        rc = gw_http_new(c->l->cfg, ident, ident_len, &c->http);
+    free(ident);
+    if (rc != 0) {
+        gw_log(LOG_ERR, "listener %s: cannot set up HTTP for %s: %s", c->l->cfg->name, c->peer, gw_http_strerror(rc));
+        conn_fail(c, "error", rc == GW_HTTP_E_NOMEM ? "out_of_memory" : "identity_headers");
+        return;
+    }
+    c->state = CS_PROXY;
+    c->idle_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
+    (void)pump_http(c);
+}
+
+/* The backend is connected (enter_proxy): what the engine queued meanwhile goes out. */
+static void http_backend_up(struct gw_conn *c)
+{
+    c->state = CS_PROXY;
+    gw_http_backend_up(c->http);
+    (void)pump_http(c);
+}
+
+/* No backend could be reached (backend_start, through conn_fail). */
+static void http_unreachable(struct gw_conn *c, const char *reason)
+{
+    http_drop_backend(c);
+    c->state = CS_PROXY;
+    gw_http_backend_failed(c->http, c->w->now_ms, reason);
+    (void)pump_http(c);
+}
+
+static void http_sweep(struct gw_conn *c)
+{
+    uint64_t now = c->w->now_ms;
+    if (gw_http_timeout(c->http, now)) {
+        const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
+        gw_log(LOG_WARNING, "listener %s: backend %s: no response head within %u ms, answered 504",
+               c->l->cfg->name, b->addr.text, c->l->cfg->backend_timeout_ms);
+        http_drop_backend(c);
+        (void)pump_http(c);
+        return;
+    }
+    if (c->idle_ms <= now) {
+        conn_fail(c, "ok", "idle_timeout");
+        return;
+    }
+    uint64_t d = gw_http_deadline(c->http);
+    c->deadline_ms = d < c->idle_ms ? d : c->idle_ms;
+}
+
+static int update_interest_http(struct gw_conn *c)
+{
+    size_t cap = 0, len = 0;
+    uint32_t cw = 0, bw = 0;
+    if ((!c->client_eof && gw_http_req_space(c->http, &cap) != NULL && cap > 0) || c->c_write_wants_read)
+        cw |= EPOLLIN | EPOLLRDHUP;
+    if (c->c_read_wants_write || c->c_write_wants_write)
+        cw |= EPOLLOUT;
+    if (c->bfd >= 0) {
+        if (!c->backend_eof && gw_http_resp_space(c->http, &cap) != NULL && cap > 0)
+            bw |= EPOLLIN | EPOLLRDHUP;
+        (void)gw_http_tob_peek(c->http, &len);
+        if (len > 0)
+            bw |= EPOLLOUT;
+    }
+    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, cw) != 0 ||
+        (c->bfd >= 0 && ep_set(c->w, c->bfd, &c->btag, &c->bev, bw) != 0)) {
+        conn_fail(c, "error", "epoll");
+        return -1;
+    }
+    return 0;
+}
+
+/* pump() for https: client -> engine -> backend and back, as far as every side allows. Returns -1
+ * when the connection was closed. */
+static int pump_http(struct gw_conn *c)
+{
+    struct gw_http *h = c->http;
+    int progress, moved = 0;
+    do {
+        uint64_t now = c->w->now_ms;
+        size_t cap = 0, len = 0;
+        progress = 0;
+        /* client -> engine */
+        unsigned char *in = c->client_eof || c->c_write_wants_read ? NULL : gw_http_req_space(h, &cap);
+        if (in != NULL && cap > 0) {
+            c->c_read_wants_write = 0;
+            int n = wolfSSL_read(c->ssl, in, cap > INT_MAX ? INT_MAX : (int)cap);
+            if (n > 0) {
+                c->bytes_in += (uint64_t)n;
+                gw_http_req_commit(h, (size_t)n, now);
+                progress = 1;
+            } else {
+                int e = wolfSSL_get_error(c->ssl, n);
+                if (e == WOLFSSL_ERROR_WANT_READ) {
+                    /* wait for the socket */
+                } else if (e == WOLFSSL_ERROR_WANT_WRITE) {
+                    c->c_read_wants_write = 1;
+                } else if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E || e == WOLFSSL_ERROR_SYSCALL) {
+                    c->client_eof = 1;
+                    gw_http_req_eof(h, now);
+                    progress = 1;
+                } else {
+                    conn_fail(c, "error", "tls_read_failed");
+                    return -1;
+                }
+            }
+        }
+        /* engine -> backend */
+        const unsigned char *out = c->state == CS_PROXY && c->bfd >= 0 ? gw_http_tob_peek(h, &len) : NULL;
+        if (out != NULL && len > 0) {
+            ssize_t n = send(c->bfd, out, len, MSG_NOSIGNAL);
+            if (n > 0) {
+                gw_http_tob_consume(h, (size_t)n, now);
+                progress = 1;
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                gw_http_resp_eof(h, now, "backend_write_failed");
+                http_drop_backend(c);
+                progress = 1;
+            }
+        }
+        /* backend -> engine */
+        in = c->state == CS_PROXY && c->bfd >= 0 && !c->backend_eof ? gw_http_resp_space(h, &cap) : NULL;
+        if (in != NULL && cap > 0) {
+            ssize_t n = recv(c->bfd, in, cap, 0);
+            if (n > 0) {
+                gw_http_resp_commit(h, (size_t)n, now);
+                progress = 1;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                gw_http_resp_eof(h, now, n == 0 ? NULL : "backend_reset");
+                http_drop_backend(c);
+                progress = 1;
+            }
+        }
+        if (c->bfd >= 0 && gw_http_backend_unwanted(h))
+            http_drop_backend(c);
+        /* engine -> client */
+        out = gw_http_toc_peek(h, &len);
+        if (len > 0) {
+            uint32_t wlen = c->pending_write ? c->pending_write : (uint32_t)(len > GW_BUF_SIZE ? GW_BUF_SIZE : len);
+            c->c_write_wants_read = 0;
+            c->c_write_wants_write = 0;
+            int n = wolfSSL_write(c->ssl, out, (int)wlen);
+            if (n > 0) {
+                c->pending_write = 0;
+                c->bytes_out += (uint64_t)n;
+                gw_http_toc_consume(h, (size_t)n);
+                progress = 1;
+            } else {
+                int e = wolfSSL_get_error(c->ssl, n);
+                if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ) {
+                    /* wolfSSL keeps the record; the retry must offer the same bytes. */
+                    c->pending_write = wlen;
+                    if (e == WOLFSSL_ERROR_WANT_WRITE)
+                        c->c_write_wants_write = 1;
+                    else
+                        c->c_write_wants_read = 1;
+                } else {
+                    conn_fail(c, c->client_eof ? "ok" : "error", c->client_eof ? NULL : "tls_write_failed");
+                    return -1;
+                }
+            }
+        }
+        log_requests(c);
+        if (gw_http_finished(h)) {
+            if (c->result == NULL)
+                c->result = "ok";
+            conn_close(c);
+            return -1;
+        }
+        moved |= progress;
+    } while (progress);
+    if (moved)
+        c->idle_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
+    uint64_t d = gw_http_deadline(h);
+    c->deadline_ms = d < c->idle_ms ? d : c->idle_ms;
+    if (gw_http_wants_backend(h) && c->bfd < 0 && c->state == CS_PROXY) {
+        /* A request head is complete: a backend now, so that a 502 can still answer it. */
+        (void)backend_start(c);
+        return c->closed ? -1 : 0;
+    }
+    return update_interest_http(c);
 }

@@ -189,11 +189,6 @@ static int gen_build(struct gw_server *srv, struct gw_config *cfg, int bind_sock
         struct gw_listener *l = &g->listeners[i];
         g->nlisteners = i + 1;
         l->cfg = lc;
-        if (lc->type != GW_LISTENER_TCP) {
-            snprintf(err, errlen, "%s:%d: listener \"%s\": type https is not available in this version; use tcp",
-                     cfg->path, lc->type_line, lc->name);
-            goto fail;
-        }
         if (gw_tls_ctx_new(cfg, lc, srv->hsm, &l->tls_ctx, &l->key, err, errlen) != 0)
             goto fail;
         l->stats = stats_for(srv, lc->name);

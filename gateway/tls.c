@@ -550,3 +550,17 @@ void gw_tls_pp2_clear(struct gw_tls_pp2 *info)
     info->der = NULL;
     info->der_len = 0;
 }
+
+/* ---- ALPN ---- */
+
+int gw_tls_alpn_http11(void *ssl)
+{
+    /* RFC 7301 3.2 would have a server refuse a client whose protocols it does not speak; an https
+     * listener speaks HTTP/1.1 whatever was offered, so a client offering only h2 goes on without
+     * ALPN (CONTINUE_ON_MISMATCH), as OpenSSL servers do, and its request gets a 400 if it is not 1.1. */
+    char proto[] = "http/1.1";
+    return wolfSSL_UseALPN(ssl, proto, (unsigned)(sizeof(proto) - 1), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) ==
+                   WOLFSSL_SUCCESS
+               ? 0
+               : -1;
+}

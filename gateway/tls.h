@@ -69,4 +69,8 @@ struct gw_tls_pp2 {
 int gw_tls_pp2_info(void *ssl, int want_der, struct gw_tls_pp2 *out) GW_WUR;
 void gw_tls_pp2_clear(struct gw_tls_pp2 *info);
 
+/* https listeners: offers ALPN "http/1.1" (RFC 7301) on ssl, a new connection. Returns 0, or -1
+ * when out of memory. */
+int gw_tls_alpn_http11(void *ssl) GW_WUR;
+
 #endif
