@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a SoftHSM token in demo/, a root CA and a server key generated inside it, a client
 # certificate for curl, a small backend, and the gateway in the foreground with a one-way listener
-# on 8443 and a two-way listener on 9444. Run again, it reuses what it made; `make demo-clean` removes it.
+# on 8443, a two-way listener on 9444 and a two-way HTTPS listener on 9443. Run again, it reuses what it made; `make demo-clean` removes it.
 #
 #   tests/demo/demo.sh PATH/TO/hsmgate     run the demo
 #   tests/demo/demo.sh --stop              stop a demo running in the background
@@ -67,10 +67,21 @@ listeners:
     key: "pkcs11:token=hsmgate;object=server;type=private"
     client_ca: $demo/root-ca.pem
     backends: [127.0.0.1:7000]
+  - name: payments-https
+    type: https
+    bind: 127.0.0.1:9443
+    auth: two-way
+    certificate: $demo/server-chain.pem
+    key: "pkcs11:token=hsmgate;object=server;type=private"
+    client_ca: $demo/root-ca.pem
+    backends: [127.0.0.1:7000]
 EOT
   touch "$demo/.provisioned"
 else
   echo "demo: reusing the token and PKI in $demo"
+fi
+if ! grep -q 9443 "$demo/hsmgate.yaml"; then
+  echo "demo: this demo/ predates the HTTPS listener; run 'make demo-clean' and 'make demo' to get it" >&2
 fi
 
 "$bin" check -c "$demo/hsmgate.yaml"
@@ -89,6 +100,12 @@ Try, from another terminal in $top:
 
   # two-way (mutual) TLS: the client certificate issued by the HSM-held root CA:
   curl --cacert demo/root-ca.pem --cert demo/client.crt --key demo/client.key https://localhost:9444/pay
+
+  # two-way HTTPS: the backend echoes the identity headers the gateway added (Client-Cert, X-Client-Cert-*):
+  curl --cacert demo/root-ca.pem --cert demo/client.crt --key demo/client.key https://localhost:9443/
+
+  # a forged identity header never reaches the backend:
+  curl --cacert demo/root-ca.pem --cert demo/client.crt --key demo/client.key -H 'X-Client-Cert-Subject: CN=admin' https://localhost:9443/
 
   # the same without a client certificate is refused:
   curl --cacert demo/root-ca.pem https://localhost:9444/pay
