@@ -84,9 +84,9 @@ $(SHIM): tests/fault/p11shim.c
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fPIC -shared $(shell pkg-config --cflags p11-kit-1) -o $@ $< -ldl -pthread
 
 # Fuzz targets built with gcc as programs that read inputs from files: `make test` replays each corpus.
-$(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(B)/libhsmgate.a
+$(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(B)/libhsmgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DFUZZ_STANDALONE $(LDFLAGS) -o $@ $< $(B)/libhsmgate.a $(ALL_LIBS)
+	$(CC) $(CFLAGS) -DFUZZ_STANDALONE $(LDFLAGS) -o $@ $< tests/fuzz/standalone.c $(B)/libhsmgate.a $(ALL_LIBS)
 
 $(B)/tests/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)

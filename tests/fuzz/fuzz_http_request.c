@@ -4,7 +4,7 @@
  * libFuzzer: clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_http_request.c \
  *                gateway/http.c gateway/http_request.c gateway/http_headers.c -lhttp_parser
  * Replay a corpus with gcc (no libFuzzer needed):
- *   gcc -DFUZZ_STANDALONE -I. tests/fuzz/fuzz_http_request.c gateway/http*.c ... -lhttp_parser
+ *   make build/release/tests/fuzz_http_request (links tests/fuzz/standalone.c for main())
  *   ./a.out tests/fuzz/corpus/http_request/FILE...   (or one input on stdin)
  *
  * The input is what a client sends. Beyond the sanitizers, the target checks the engine's contract:
@@ -244,68 +244,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-#ifdef FUZZ_STANDALONE
-static int read_all(FILE *f, uint8_t **buf, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    uint8_t *b = malloc(cap);
-    if (b == NULL)
-        return -1;
-    for (;;) {
-        if (n == cap) {
-            if (cap > 1024 * 1024)
-                break;
-            uint8_t *nb = realloc(b, cap * 2);
-            if (nb == NULL) {
-                free(b);
-                return -1;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    if (ferror(f)) {
-        free(b);
-        return -1;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
-static int run_one(const char *path)
-{
-    FILE *f = path != NULL ? fopen(path, "rb") : stdin;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (f == NULL) {
-        perror(path);
-        return -1;
-    }
-    int rc = read_all(f, &buf, &len);
-    if (path != NULL)
-        fclose(f);
-    if (rc < 0) {
-        fprintf(stderr, "%s: cannot read\n", path != NULL ? path : "<stdin>");
-        return -1;
-    }
-    (void)LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int failed = 0;
-    if (argc < 2)
-        return run_one(NULL) < 0 ? 1 : 0;
-    for (int i = 1; i < argc; i++)
-        if (run_one(argv[i]) < 0)
-            failed = 1;
-    return failed;
-}
-#endif
+/* Built as a plain program, tests/fuzz/standalone.c supplies main(). */
