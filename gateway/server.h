@@ -43,7 +43,6 @@ struct gw_listener {
     struct hsm_key *key;               /* NULL for a key file */
     int *fds;                          /* one listening socket per worker; owned by the server's socket table */
     struct gw_listener_stats *stats;
-    atomic_uint rr;                    /* round-robin position over backends */
     struct gw_pool *pool;              /* its backends (pool.h); owned by the generation */
 };
 
