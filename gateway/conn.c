@@ -785,6 +785,20 @@ static void http_drop_backend(struct gw_conn *c)
     c->backend_eof = 1;
 }
 
+/* The last response is out. A client still sending (a body the gateway refused, requests after the
+ * last one) would turn our close into a reset, which can destroy that response before it is read:
+ * so close_notify, FIN, and a moment of reading and dropping, as after a refused handshake. */
+static void http_close(struct gw_conn *c)
+{
+    http_drop_backend(c);
+    if (c->client_eof) {
+        conn_close(c);
+        return;
+    }
+    (void)wolfSSL_shutdown(c->ssl); /* best effort; never waits */
+    linger(c);
+}
+
 /* The handshake is done: the client's identity, once, then the engine. */
 static void http_start(struct gw_conn *c)
 {
@@ -966,7 +980,7 @@ static int pump_http(struct gw_conn *c)
         if (gw_http_finished(h)) {
             if (c->result == NULL)
                 c->result = "ok";
-            conn_close(c);
+            http_close(c);
             return -1;
         }
         moved |= progress;

@@ -73,11 +73,11 @@ static void toc_compact(struct gw_http *h)
 
 void gw_http_log_push(struct gw_http *h, const struct gw_hreq *r, int status, const char *result, const char *reason)
 {
-    if (h->llen == LOGQ) { /* cannot happen: records are popped after every event; keep the newest */
-        h->lhead = (h->lhead + 1) % LOGQ;
+    if (h->llen == GW_HTTP_LOGQ) { /* cannot happen: records are popped after every event; keep the newest */
+        h->lhead = (h->lhead + 1) % GW_HTTP_LOGQ;
         h->llen--;
     }
-    struct gw_http_log *l = &h->logq[(h->lhead + h->llen) % LOGQ];
+    struct gw_http_log *l = &h->logq[(h->lhead + h->llen) % GW_HTTP_LOGQ];
     h->llen++;
     h->logged++;
     memcpy(l->method, r->method, sizeof(l->method));
@@ -246,7 +246,7 @@ static void resp_process(struct gw_http *h)
         response_done(h);
     }
     /* A response head that fills half the buffer is not going to fit (cf. max_header_bytes). */
-    if (!h->backend_gone && !h->resp_head && h->toc_parsed - h->toc_ready >= TOC_SIZE / 2)
+    if (!h->backend_gone && !h->resp_head && h->toc_parsed - h->toc_ready >= GW_HTTP_TOC_SIZE / 2)
         resp_fail(h, "response_head_too_large");
 }
 
@@ -276,8 +276,8 @@ int gw_http_new(const struct gw_listener_cfg *cfg, const char *ident, size_t ide
     h->max_headers = cfg->max_headers ? cfg->max_headers : 100;
     h->backend_timeout_ms = cfg->backend_timeout_ms ? cfg->backend_timeout_ms : 60000;
     h->ident = malloc(ident_len + 1);
-    h->in.data = malloc(IN_SIZE);
-    h->toc.data = malloc(TOC_SIZE);
+    h->in.data = malloc(GW_HTTP_IN_SIZE);
+    h->toc.data = malloc(GW_HTTP_TOC_SIZE);
     if (h->ident == NULL || h->in.data == NULL || h->toc.data == NULL) {
         gw_http_free(h);
         return GW_HTTP_E_NOMEM;
@@ -286,8 +286,8 @@ int gw_http_new(const struct gw_listener_cfg *cfg, const char *ident, size_t ide
         memcpy(h->ident, ident, ident_len);
     h->ident[ident_len] = '\0';
     h->ident_len = ident_len;
-    h->in.cap = IN_SIZE;
-    h->toc.cap = TOC_SIZE;
+    h->in.cap = GW_HTTP_IN_SIZE;
+    h->toc.cap = GW_HTTP_TOC_SIZE;
     http_parser_init(&h->rp, HTTP_REQUEST);
     h->rp.data = h;
     gw_http_request_settings(&h->rs);
@@ -366,11 +366,11 @@ unsigned char *gw_http_resp_space(struct gw_http *h, size_t *cap)
     if (h->backend_gone || h->abort_now)
         return NULL;
     size_t pending = gw_hbuf_len(&h->toc);
-    if (pending >= TOC_SIZE)
+    if (pending >= GW_HTTP_TOC_SIZE)
         return NULL;
-    if (h->toc.cap - h->toc.end < TOC_SIZE - pending)
+    if (h->toc.cap - h->toc.end < GW_HTTP_TOC_SIZE - pending)
         toc_compact(h);
-    *cap = TOC_SIZE - pending;
+    *cap = GW_HTTP_TOC_SIZE - pending;
     if (*cap > h->toc.cap - h->toc.end)
         *cap = h->toc.cap - h->toc.end;
     return *cap > 0 ? h->toc.data + h->toc.end : NULL;
@@ -432,7 +432,8 @@ void gw_http_toc_consume(struct gw_http *h, size_t n)
 
 int gw_http_wants_backend(const struct gw_http *h)
 {
-    return h->want_backend && !h->backend_asked && !h->abort_now;
+    /* Not once the gateway answers for itself: a request refused before its turn came needs none. */
+    return h->want_backend && !h->backend_asked && !h->backend_gone && !h->abort_now;
 }
 
 void gw_http_backend_up(struct gw_http *h)
@@ -506,7 +507,7 @@ int gw_http_log_pop(struct gw_http *h, struct gw_http_log *out)
     if (h->llen == 0)
         return 0;
     *out = h->logq[h->lhead];
-    h->lhead = (h->lhead + 1) % LOGQ;
+    h->lhead = (h->lhead + 1) % GW_HTTP_LOGQ;
     h->llen--;
     return 1;
 }

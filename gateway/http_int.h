@@ -12,13 +12,13 @@
 #include "gateway/http.h"
 
 #define GW_HTTP_MAGIC 0x67774854u /* "gwHT" */
-#define IN_SIZE 16384u            /* client bytes read and not yet parsed */
-#define TOB_HIGH 16384u           /* parsing waits while this much waits for the backend */
-#define TOC_SIZE 32768u           /* backend bytes not yet written; a response head must fit */
-#define CHUNK_LINE_MAX 1024u      /* CRLF, chunk size, extensions, CRLF */
-#define MAX_TE 8u
-#define MAX_CONN_TOKENS 16u
-#define LOGQ (2u * GW_HTTP_PIPELINE + 2u)
+#define GW_HTTP_IN_SIZE 16384u            /* client bytes read and not yet parsed */
+#define GW_HTTP_TOB_HIGH 16384u           /* parsing waits while this much waits for the backend */
+#define GW_HTTP_TOC_SIZE 32768u           /* backend bytes not yet written; a response head must fit */
+#define GW_HTTP_CHUNK_LINE_MAX 1024u      /* CRLF, chunk size, extensions, CRLF */
+#define GW_HTTP_MAX_TE 8u
+#define GW_HTTP_MAX_CONN_TOKENS 16u
+#define GW_HTTP_LOGQ (2u * GW_HTTP_PIPELINE + 2u)
 
 struct gw_hbuf {
     unsigned char *data;
@@ -84,7 +84,7 @@ struct gw_http {
     size_t exec_head_off;
     const char *body_next;    /* body parsing: the first byte of this call not yet accounted */
     int body_err;
-    unsigned char chunk_line[CHUNK_LINE_MAX];
+    unsigned char chunk_line[GW_HTTP_CHUNK_LINE_MAX];
     size_t chunk_line_len;
     size_t trailer_bytes;
     uint64_t cur_bytes_in, cur_t_start;
@@ -99,7 +99,7 @@ struct gw_http {
 
     unsigned want_backend : 1, backend_asked : 1, backend_unwanted : 1, backend_gone : 1, abort_now : 1;
 
-    struct gw_http_log logq[LOGQ];
+    struct gw_http_log logq[GW_HTTP_LOGQ];
     unsigned lhead, llen, logged;
 };
 

@@ -472,8 +472,8 @@ static void head_finish(struct gw_http *h)
         reject(h, 400, "connect_not_supported");
         return;
     }
-    const char *te[MAX_TE], *cl[2], *ct[MAX_CONN_TOKENS];
-    size_t te_len[MAX_TE], cl_len[2], ct_len[MAX_CONN_TOKENS];
+    const char *te[GW_HTTP_MAX_TE], *cl[2], *ct[GW_HTTP_MAX_CONN_TOKENS];
+    size_t te_len[GW_HTTP_MAX_TE], cl_len[2], ct_len[GW_HTTP_MAX_CONN_TOKENS];
     size_t nte = 0, ncl = 0, nct = 0, nhost = 0;
     for (size_t k = 0; k < h->nf; k++) {
         const char *name = hd + h->f[k].name_off, *v = hd + h->f[k].val_off;
@@ -498,7 +498,7 @@ static void head_finish(struct gw_http *h)
         if (name_is(name, nl, "host")) {
             nhost++;
         } else if (name_is(name, nl, "transfer-encoding")) {
-            int n = list_split(v, vl, te, te_len, MAX_TE, nte);
+            int n = list_split(v, vl, te, te_len, GW_HTTP_MAX_TE, nte);
             if (n < 0 || (size_t)n == nte) {
                 reject(h, 400, "bad_transfer_encoding");
                 return;
@@ -511,7 +511,7 @@ static void head_finish(struct gw_http *h)
             }
             ncl++;
         } else if (name_is(name, nl, "connection")) {
-            int n = list_split(v, vl, ct, ct_len, MAX_CONN_TOKENS, nct);
+            int n = list_split(v, vl, ct, ct_len, GW_HTTP_MAX_CONN_TOKENS, nct);
             if (n < 0) {
                 reject(h, 400, "bad_connection");
                 return;
@@ -665,12 +665,12 @@ static int head_step(struct gw_http *h)
 static int body_step(struct gw_http *h)
 {
     size_t pend = gw_hbuf_len(&h->tob);
-    size_t feed = TOB_HIGH > pend ? TOB_HIGH - pend : 0;
+    size_t feed = GW_HTTP_TOB_HIGH > pend ? GW_HTTP_TOB_HIGH - pend : 0;
     if (feed > gw_hbuf_len(&h->in))
         feed = gw_hbuf_len(&h->in);
     if (feed == 0)
         return 0;
-    if (gw_hbuf_reserve(&h->tob, feed + CHUNK_LINE_MAX + 2) != 0) {
+    if (gw_hbuf_reserve(&h->tob, feed + GW_HTTP_CHUNK_LINE_MAX + 2) != 0) {
         h->abort_now = 1;
         return 0;
     }
@@ -695,7 +695,7 @@ static int body_step(struct gw_http *h)
                 body_fail(h, 431, "trailers_too_large");
                 return 0;
             }
-        } else if (h->chunked && h->chunk_line_len + fl <= CHUNK_LINE_MAX) {
+        } else if (h->chunked && h->chunk_line_len + fl <= GW_HTTP_CHUNK_LINE_MAX) {
             memcpy(h->chunk_line + h->chunk_line_len, framing, fl);
             h->chunk_line_len += fl;
         } else {
@@ -750,7 +750,7 @@ void gw_http_req_process(struct gw_http *h)
         switch (h->phase) {
         case RQ_HEAD:
             /* Pipelining: a bounded number of requests in flight, and the backend's queue drained. */
-            if (h->qlen >= GW_HTTP_PIPELINE || gw_hbuf_len(&h->tob) >= TOB_HIGH)
+            if (h->qlen >= GW_HTTP_PIPELINE || gw_hbuf_len(&h->tob) >= GW_HTTP_TOB_HIGH)
                 return;
             more = head_step(h);
             break;

@@ -113,7 +113,7 @@ Try, from another terminal in $top:
   # the handshake in detail:
   openssl s_client -connect 127.0.0.1:9444 -CAfile demo/root-ca.pem -cert demo/client.crt -key demo/client.key -brief
 
-  # one JSON line per connection:
+  # one JSON line per connection (per request on the HTTPS listener, with method, path, status, upstream_ms):
   tail -f demo/access.log
 
 Ctrl-C stops the gateway and the backend. 'make demo-clean' removes demo/.

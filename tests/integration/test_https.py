@@ -477,6 +477,41 @@ def test_malformed_refused(pki, strict_gw, name, req, status):
     assert rec["result"] == "rejected" and rec["reason"]
 
 
+def test_refusal_reaches_a_client_still_sending(pki, strict_gw):
+    """The gateway answers 413 at the head while the client goes on sending its (huge) body and reads
+    only later: the answer is still there for it (the gateway sends close_notify and FIN, then reads and
+    drops for a moment rather than closing on unread bytes, which makes a reset)."""
+    import select
+    g, b = strict_gw
+    got = b""
+    with tls_socket(g, "api", client_ctx(pki)) as s:
+        s.sendall(b"POST /big HTTP/1.1\r\n" + H + b"Content-Length: 99999999999999999999\r\n\r\n")
+        s.setblocking(False)
+        sent = 0
+        while sent < (2 << 20):  # 2 MiB more, without reading anything
+            _, w, _ = select.select([], [s], [], 2.0)
+            if not w:
+                break
+            try:
+                sent += s.send(b"x" * 16384)
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                continue
+            except OSError:
+                break
+        time.sleep(0.3)  # the gateway has answered and closed by now; the client reads only now
+        s.setblocking(True)
+        s.settimeout(10)
+        try:
+            while b"\r\n\r\n" not in got:
+                data = s.recv(65536)
+                if not data:
+                    break
+                got += data
+        except (OSError, ssl.SSLError) as e:
+            got += repr(e).encode()
+    assert got.startswith(b"HTTP/1.1 413 "), got
+
+
 def test_smuggled_after_good_request(pki, strict_gw):
     """CL.TE after a good request on the same connection: the first is answered, the second refused,
     and the backend saw the first only."""
@@ -581,6 +616,23 @@ def test_access_log_per_request(pki, gateway, backend):
                       "client_serial", "reason", "bytes_in", "bytes_out", "duration_ms"):
             assert field in r, field
     assert lines[1]["bytes_in"] > 5
+
+
+def test_drain_closes_idle_keep_alive(pki, gateway, backend):
+    """SIGTERM: a keep-alive connection between two requests is closed at once, rather than holding the
+    gateway until drain_timeout."""
+    import signal
+    b = backend()
+    g = gateway([https_listener(pki, "api", b.port)], drain_timeout="120s")
+    with tls_socket(g, "api", client_ctx(pki), timeout=60) as s:
+        s.sendall(b"GET /one HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        rd = Responses(s)
+        assert rd.next()[0] == 200
+        g.signal(signal.SIGTERM)
+        assert read_all(s) == rd.buf == b""  # closed by the gateway, cleanly
+    assert g.proc.wait(60) == 0
+    rec = g.wait_access(lambda r: r.get("path") == "/one")
+    assert rec["status"] == 200
 
 
 def test_idle_connection_and_handshake_failure_logged_once(pki, gateway, backend):

@@ -598,6 +598,17 @@ static void test_engine_bad_chunk_after_head(void **state)
         out_free(&toc);
         gw_http_free(h);
     }
+    /* the same before any backend was connected: none is asked for any more */
+    struct gw_http *h = engine(&cfg);
+    static const char in[] = "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    feed(h, in, strlen(in), 100, 0);
+    assert_false(gw_http_wants_backend(h));
+    struct out toc = { 0 };
+    drain_toc(h, &toc);
+    assert_true(strncmp(toc.p, "HTTP/1.1 400 ", 13) == 0);
+    assert_true(gw_http_finished(h));
+    out_free(&toc);
+    gw_http_free(h);
 }
 
 static void test_engine_backend_failures(void **state)
