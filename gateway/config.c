@@ -120,7 +120,7 @@ static int resolve_path(struct gw_cfg_ctx *c, const char *path, int line, char *
     return 0;
 }
 
-static int get_path(struct gw_cfg_ctx *c, const char *where, const char *key, const yaml_node_t *n,
+int gw_cfg_get_path(struct gw_cfg_ctx *c, const char *where, const char *key, const yaml_node_t *n,
                     char **out)
 {
     const char *s;
@@ -291,7 +291,7 @@ static const char *const listener_keys[LK_COUNT] = {
     "min_tls", "max_tls", "ciphers", "verify_depth", "handshake_timeout", "idle_timeout",
     "connect_timeout", "max_connections", "balance", "health_check", "proxy_protocol",
     "proxy_protocol_cert", "identity_headers", "strip_headers", "backend_timeout",
-    "max_header_bytes", "max_headers",
+    "max_header_bytes", "max_headers", "policy",
 };
 
 /* Settings that mean something for one type of listener only. Given for the other type they are
@@ -410,7 +410,7 @@ static int parse_listener_values(struct gw_cfg_ctx *c, const char *where, struct
         l->auth_line = s[LK_AUTH].line;
     }
     if (s[LK_CERTIFICATE].val != NULL) {
-        if (get_path(c, where, "certificate", s[LK_CERTIFICATE].val, &l->certificate) < 0)
+        if (gw_cfg_get_path(c, where, "certificate", s[LK_CERTIFICATE].val, &l->certificate) < 0)
             return -1;
         l->certificate_line = s[LK_CERTIFICATE].line;
     }
@@ -427,12 +427,20 @@ static int parse_listener_values(struct gw_cfg_ctx *c, const char *where, struct
         l->key_line = s[LK_KEY].line;
     }
     if (s[LK_CLIENT_CA].val != NULL) {
-        if (get_path(c, where, "client_ca", s[LK_CLIENT_CA].val, &l->client_ca) < 0)
+        if (gw_cfg_get_path(c, where, "client_ca", s[LK_CLIENT_CA].val, &l->client_ca) < 0)
             return -1;
         l->client_ca_line = s[LK_CLIENT_CA].line;
     }
     if (s[LK_BACKENDS].val != NULL && gw_cfg_parse_backends(c, where, l, &s[LK_BACKENDS]) < 0)
         return -1;
+    if (s[LK_POLICY].val != NULL) {
+        if (gw_cfg_get_string(c, where, "policy", s[LK_POLICY].val, &v) < 0)
+            return -1;
+        l->policy = gw_cfg_strdup(c, v, s[LK_POLICY].line);
+        if (l->policy == NULL)
+            return -1;
+        l->policy_line = s[LK_POLICY].line;
+    }
     if (s[LK_MIN_TLS].val != NULL) {
         if (gw_cfg_get_enum(c, where, "min_tls", s[LK_MIN_TLS].val, tlss, tlv, 2, &e) < 0)
             return -1;
@@ -561,6 +569,8 @@ static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx
     l->name_line = l->type_line = l->bind_line = l->auth_line = l->line;
     l->certificate_line = l->key_line = l->client_ca_line = l->backends_line = l->line;
     l->health.line = l->line;
+    l->policy_idx = -1;
+    l->policy_line = l->line;
 
     if (n->type != YAML_MAPPING_NODE) {
         gw_cfg_fail(c, gw_cfg_node_line(n), "listener #%zu must be a mapping, not %s", idx + 1,
@@ -599,8 +609,8 @@ static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx
         gw_cfg_fail(c, l->line, "%s%s is required", where, missing);
         return -1;
     }
-    if (l->auth != GW_AUTH_ONE_WAY && l->client_ca == NULL) {
-        gw_cfg_fail(c, l->auth_line, "%sclient_ca is required when auth is %s", where,
+    if (l->auth != GW_AUTH_ONE_WAY && l->client_ca == NULL && l->policy == NULL) {
+        gw_cfg_fail(c, l->auth_line, "%sclient_ca (or a policy) is required when auth is %s", where,
                     l->auth == GW_AUTH_TWO_WAY ? "two-way" : "optional");
         return -1;
     }
@@ -661,8 +671,9 @@ static int parse_listeners(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
 static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {"hsm", "log", "workers", "max_connections", "drain_timeout",
-                                       "pid_file", "listeners"};
-    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_LISTENERS, TK_COUNT };
+                                       "pid_file", "policy_store", "policies", "listeners"};
+    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_STORE, TK_POLICIES, TK_LISTENERS,
+           TK_COUNT };
     struct gw_cfg_keyslot s[TK_COUNT];
     struct gw_config *cfg = c->cfg;
 
@@ -687,13 +698,22 @@ static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
     if (s[TK_DRAIN].val != NULL &&
         gw_cfg_get_duration(c, "", "drain_timeout", s[TK_DRAIN].val, &cfg->drain_timeout_ms) < 0)
         return -1;
-    if (s[TK_PID].val != NULL && get_path(c, "", "pid_file", s[TK_PID].val, &cfg->pid_file) < 0)
+    if (s[TK_PID].val != NULL && gw_cfg_get_path(c, "", "pid_file", s[TK_PID].val, &cfg->pid_file) < 0)
+        return -1;
+    if (s[TK_STORE].val != NULL) {
+        if (gw_cfg_get_path(c, "", "policy_store", s[TK_STORE].val, &cfg->policy_store) < 0)
+            return -1;
+        cfg->policy_store_line = s[TK_STORE].line;
+    }
+    if (s[TK_POLICIES].val != NULL && gw_cfg_parse_policies(c, &s[TK_POLICIES]) < 0)
         return -1;
     if (s[TK_LISTENERS].val == NULL) {
         gw_cfg_fail(c, 0, "no listeners: at least one is required under \"listeners\"");
         return -1;
     }
-    return parse_listeners(c, &s[TK_LISTENERS]);
+    if (parse_listeners(c, &s[TK_LISTENERS]) < 0)
+        return -1;
+    return gw_cfg_link_policies(c);
 }
 
 static void report_yaml_error(struct gw_cfg_ctx *c, const yaml_parser_t *p, const char *buf, size_t len)
@@ -802,7 +822,12 @@ void gw_config_free(struct gw_config *cfg)
         free(l->health.path);
         l->health.path = NULL;
         gw_cfg_http_free(l);
+        free(l->policy);
+        l->policy = NULL;
     }
+    gw_cfg_policies_free(cfg);
+    free(cfg->policy_store);
+    cfg->policy_store = NULL;
     free(cfg->listeners);
     cfg->listeners = NULL;
     free(cfg->path);

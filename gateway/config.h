@@ -57,6 +57,25 @@ struct gw_identity_headers {
     char *forwarded_proto;      /* "X-Forwarded-Proto" */
 };
 
+/* A trusted client CA file of a policy: a PEM bundle of one or more CA certificates. */
+struct gw_policy_ca_cfg {
+    char *file;
+    int crl_required;           /* crl: required - their certificates' status comes from an imported CRL */
+    int line;
+};
+
+/* policies: { NAME: {...} } - who a listener admits (policies/pol.h does the deciding). */
+struct gw_policy_cfg {
+    char *name;                 int line;
+    struct gw_policy_ca_cfg *cas; size_t ncas;      /* client_ca: required */
+    char *allowlist;            /* the allowlist's name; default the policy's name */
+    int require_allowlist;      /* require_allowlist: true - only clients on the allowlist get in */
+    int soft_fail;              /* revocation: soft-fail (default hard-fail) */
+    unsigned crl_grace_s;       /* stale_crl: fail-closed (0, default) or a grace period */
+    unsigned required_eku;      /* POL_EKU_* bits; default clientAuth */
+    unsigned max_chain_depth;   /* default 4 */
+};
+
 struct gw_listener_cfg {
     char *name;                 int name_line;
     enum gw_ltype type;         int type_line;
@@ -86,6 +105,8 @@ struct gw_listener_cfg {
     unsigned backend_timeout_ms;    /* time to a response's head before 504, default 60000 */
     unsigned max_header_bytes;      /* request line + headers, default 16384 (431 beyond) */
     unsigned max_headers;           /* header count, default 100 (431 beyond) */
+    char *policy;               int policy_line;        /* policy: NAME, or NULL */
+    int policy_idx;             /* index in gw_config.policies, or -1 */
     int line;                   /* the line of the listener's mapping */
 };
 
@@ -99,6 +120,8 @@ struct gw_config {
     char *log_level;            /* "error" | "warning" | "info" | "debug"; default "info" */
     char *access_log;           /* path, "-" for stdout, NULL for off; default "-" */
     char *pid_file;             /* NULL: none */
+    char *policy_store;         int policy_store_line;  /* SQLite file of revocations and allowlists; NULL: none */
+    struct gw_policy_cfg *policies; size_t npolicies;
     struct gw_listener_cfg *listeners; size_t nlisteners;
 };
 

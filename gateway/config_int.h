@@ -51,7 +51,7 @@ enum {
     LK_MIN_TLS, LK_MAX_TLS, LK_CIPHERS, LK_VERIFY_DEPTH, LK_HANDSHAKE_TIMEOUT, LK_IDLE_TIMEOUT,
     LK_CONNECT_TIMEOUT, LK_MAX_CONNECTIONS, LK_BALANCE, LK_HEALTH_CHECK, LK_PROXY_PROTOCOL,
     LK_PROXY_PROTOCOL_CERT, LK_IDENTITY_HEADERS, LK_STRIP_HEADERS, LK_BACKEND_TIMEOUT,
-    LK_MAX_HEADER_BYTES, LK_MAX_HEADERS, LK_COUNT
+    LK_MAX_HEADER_BYTES, LK_MAX_HEADERS, LK_POLICY, LK_COUNT
 };
 
 /* --- messages and nodes (config_values.c) --- */
@@ -115,6 +115,18 @@ unsigned gw_cfg_addr_port(const struct gw_addr *a);
 int gw_cfg_map_collect(struct gw_cfg_ctx *c, const yaml_node_t *map, const char *where,
                        const char *const keys[], size_t nkeys,
                        struct gw_cfg_keyslot slots[]) GW_WUR;
+
+/* A file path, relative ones taken from the configuration file's directory (config.c). */
+int gw_cfg_get_path(struct gw_cfg_ctx *c, const char *where, const char *key, const yaml_node_t *n,
+                    char **out) GW_WUR;
+
+/* --- policies (config_policy.c) --- */
+
+/* policies: { NAME: {...} }; fills c->cfg->policies. */
+int gw_cfg_parse_policies(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s) GW_WUR;
+/* Resolves each listener's policy: name to index, and the rules a policy sets for its listener. */
+int gw_cfg_link_policies(struct gw_cfg_ctx *c) GW_WUR;
+void gw_cfg_policies_free(struct gw_config *cfg);
 
 /* --- listener sections --- */
 

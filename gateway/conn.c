@@ -172,6 +172,16 @@ static json_t *access_line(struct gw_conn *c, const struct gw_peer_info *known)
     json_object_set_new(o, "client_issuer", json_string(pi.issuer));
     json_object_set_new(o, "client_serial", json_string(pi.serial));
     json_object_set_new(o, "client_fingerprint_sha256", json_string(pi.fp_sha256));
+    if (c->tls.decided) {
+        /* The admission decision: the policy, the store generation it was made with, and the
+         * allowlist entry that admitted the client (the reason of a refusal is "reason"). */
+        json_object_set_new(o, "policy", json_string(c->tls.admit->name));
+        json_object_set_new(o, "policy_generation", json_integer((json_int_t)c->tls.verdict.generation));
+        if (c->tls.verdict.allow_entry_id != 0)
+            json_object_set_new(o, "allow_entry", json_integer((json_int_t)c->tls.verdict.allow_entry_id));
+        if (c->tls.verdict.status_unknown)
+            json_object_set_new(o, "revocation_status", json_string("unknown"));
+    }
     return o;
 }
 
@@ -243,6 +253,7 @@ static void conn_close(struct gw_conn *c)
         close(c->bfd);
     free(c->c2b.data);
     free(c->b2c.data);
+    gw_tls_state_clear(&c->tls);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -328,6 +339,9 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const st
     c->bfd = -1;
     c->counted_listener = 1;
     c->tls.magic = GW_TLS_STATE_MAGIC;
+    c->tls.admit = l->admit;
+    c->tls.live = srv->live;
+    c->tls.reader = w->index;
     c->state = CS_HANDSHAKE;
     c->started_ms = w->now_ms;
     c->deadline_ms = w->now_ms + l->cfg->handshake_timeout_ms;
@@ -675,11 +689,42 @@ static void linger(struct gw_conn *c)
     linger_read(c);
 }
 
+static void policy_refused(struct gw_conn *c)
+{
+    if (c->tls.decided && c->tls.verdict.reason != POL_ADMIT && (unsigned)c->tls.verdict.reason < POL_REASON_COUNT)
+        atomic_fetch_add(&c->l->stats->policy_refused[c->tls.verdict.reason], 1);
+}
+
+/* A resumed session skips certificate verification: the identity kept in the session is decided
+ * on again with the current snapshot (../shared/DESIGN.md fact 6). Returns 0 when admitted. */
+static int resumed_admission(struct gw_conn *c)
+{
+    if (c->tls.admit == NULL || !wolfSSL_session_reused(c->ssl))
+        return 0;
+    enum pol_reason r = gw_tls_decide(c->ssl, &c->tls);
+    if (r == POL_ADMIT || (r == POL_R_NO_CERT && c->tls.ident.n == 0 && c->l->cfg->auth == GW_AUTH_OPTIONAL)) {
+        if (c->tls.ident.n == 0)
+            c->tls.decided = 0; /* optional, and no certificate in this session: nothing was decided */
+        return 0;
+    }
+    policy_refused(c);
+    atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
+    gw_log(LOG_INFO, "listener %s: resumed session from %s refused: %s", c->l->cfg->name, c->peer,
+           pol_reason_name(r));
+    c->result = "handshake_failed";
+    c->reason = pol_reason_name(r);
+    (void)wolfSSL_shutdown(c->ssl); /* close_notify: the client learns at once */
+    linger(c);
+    return -1;
+}
+
 static void handshake_step(struct gw_conn *c)
 {
     int rc = wolfSSL_accept(c->ssl);
     if (rc == WOLFSSL_SUCCESS) {
         c->hs_done = 1;
+        if (resumed_admission(c) != 0)
+            return;
         atomic_fetch_add(&c->l->stats->handshakes_ok, 1);
         if (wolfSSL_session_reused(c->ssl))
             atomic_fetch_add(&c->l->stats->resumed, 1);
@@ -703,6 +748,7 @@ static void handshake_step(struct gw_conn *c)
         return;
     }
     atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
+    policy_refused(c);
     const char *reason = gw_tls_handshake_reason(c->ssl, e, &c->tls);
     gw_log(LOG_INFO, "listener %s: handshake from %s refused: %s", c->l->cfg->name, c->peer, reason);
     c->result = "handshake_failed";
@@ -995,4 +1041,30 @@ static int pump_http(struct gw_conn *c)
         return c->closed ? -1 : 0;
     }
     return update_interest_http(c);
+}
+
+/* ---- policy changes ---- */
+
+unsigned gw_conn_policy_recheck(struct gw_worker *w)
+{
+    unsigned closed = 0;
+    for (struct gw_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->closed || c->state == CS_LINGER || !c->tls.decided || c->tls.ident.n == 0)
+            continue;
+        if (c->tls.verdict.reason != POL_ADMIT)
+            continue; /* refused already; its handshake is failing */
+        enum pol_reason r = gw_tls_redecide(&c->tls);
+        if (r == POL_ADMIT)
+            continue;
+        atomic_fetch_add(&c->l->stats->policy_closed, 1);
+        policy_refused(c);
+        gw_log(LOG_INFO, "listener %s: connection from %s closed: %s (store generation %llu)", c->l->cfg->name,
+               c->peer, pol_reason_name(r), (unsigned long long)c->tls.verdict.generation);
+        c->result = "policy_closed";
+        c->reason = pol_reason_name(r);
+        conn_close(c);
+        closed++;
+    }
+    return closed;
 }

@@ -29,6 +29,8 @@ static void gen_free(struct gw_gen *g)
 {
     for (size_t i = 0; i < g->nlisteners; i++) {
         gw_tls_ctx_free(g->listeners[i].tls_ctx);
+        gw_admit_free(g->listeners[i].admit);
+        g->listeners[i].admit = NULL;
         gw_pool_free(g->listeners[i].pool);
         g->listeners[i].pool = NULL;
     }
@@ -189,7 +191,9 @@ static int gen_build(struct gw_server *srv, struct gw_config *cfg, int bind_sock
         struct gw_listener *l = &g->listeners[i];
         g->nlisteners = i + 1;
         l->cfg = lc;
-        if (gw_tls_ctx_new(cfg, lc, srv->hsm, &l->tls_ctx, &l->key, err, errlen) != 0)
+        if (gw_admit_new(cfg, lc, &l->admit, err, errlen) != 0)
+            goto fail;
+        if (gw_tls_ctx_new(cfg, lc, l->admit, srv->hsm, &l->tls_ctx, &l->key, err, errlen) != 0)
             goto fail;
         l->stats = stats_for(srv, lc->name);
         if (l->stats == NULL) {
@@ -261,6 +265,11 @@ static void reload(struct gw_server *srv)
         gw_config_free(cfg);
         return;
     }
+    if (gw_policy_same_store(srv, cfg, err, sizeof(err)) != 0) {
+        gw_log(LOG_ERR, "reload refused, the running configuration stays in force: %s", err);
+        gw_config_free(cfg);
+        return;
+    }
     unsigned want = cfg->workers ? cfg->workers : default_workers();
     if (want != srv->nworkers)
         gw_log(LOG_WARNING, "reload: workers %u -> %u takes effect at the next restart", srv->nworkers, want);
@@ -309,9 +318,12 @@ static void server_free(struct gw_server *srv)
                 close(srv->workers[i].epfd);
             if (srv->workers[i].evfd >= 0)
                 close(srv->workers[i].evfd);
+            if (srv->workers[i].pol_evfd >= 0)
+                close(srv->workers[i].pol_evfd);
         }
         free(srv->workers);
     }
+    gw_policy_close(srv);
     hsm_ctx_free(srv->hsm);
     free(srv->config_path);
     free(srv);
@@ -323,7 +335,7 @@ static int start_workers(struct gw_server *srv)
     if (srv->workers == NULL)
         return -1;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        srv->workers[i].epfd = srv->workers[i].evfd = -1;
+        srv->workers[i].epfd = srv->workers[i].evfd = srv->workers[i].pol_evfd = -1;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct gw_worker *w = &srv->workers[i];
         w->index = i;
@@ -331,10 +343,15 @@ static int start_workers(struct gw_server *srv)
         w->evtag.kind = GW_TAG_CONTROL;
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (w->epfd < 0 || w->evfd < 0)
+        w->poltag.kind = GW_TAG_POLICY;
+        w->pol_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->epfd < 0 || w->evfd < 0 || w->pol_evfd < 0)
             return -1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->evtag };
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0)
+            return -1;
+        struct epoll_event pev = { .events = EPOLLIN, .data.ptr = &w->poltag };
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->pol_evfd, &pev) != 0)
             return -1;
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
@@ -422,6 +439,13 @@ int gw_server_main(const char *config_path, int check_only)
     srv->nworkers = cfg->workers ? cfg->workers : default_workers();
     srv->max_connections = cfg->max_connections;
     srv->drain_timeout_ms = cfg->drain_timeout_ms;
+    if (check_only && cfg->policy_store != NULL && access(cfg->policy_store, F_OK) != 0) {
+        printf("%s: policy_store %s does not exist yet: the gateway creates it when it starts\n", config_path,
+               cfg->policy_store);
+    } else if (gw_policy_open(srv, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hsmgate: %s\n", err);
+        goto out;
+    }
     char *access_log = cfg->access_log ? strdup(cfg->access_log) : NULL;
     char *pid_file = cfg->pid_file ? strdup(cfg->pid_file) : NULL;
     struct gw_gen *g = NULL;
@@ -470,9 +494,13 @@ int gw_server_main(const char *config_path, int check_only)
     for (size_t i = 0; i < g->nlisteners; i++) {
         const struct gw_listener_cfg *lc = g->listeners[i].cfg;
         static const char *const auths[] = { "one-way", "two-way", "optional" };
-        gw_log(LOG_INFO, "listener %s: tcp on %s, %s TLS, %zu backend(s)", lc->name, lc->bind.text, auths[lc->auth],
-               lc->nbackends);
+        const struct gw_admit *ad = g->listeners[i].admit;
+        gw_log(LOG_INFO, "listener %s: %s on %s, %s TLS%s%s, %zu backend(s)", lc->name,
+               lc->type == GW_LISTENER_HTTPS ? "https" : "tcp", lc->bind.text, auths[lc->auth],
+               ad != NULL ? ", policy " : "", ad != NULL ? ad->name : "", lc->nbackends);
     }
+    if (gw_policy_thread_start(srv) != 0)
+        gw_log(LOG_ERR, "policy: changes to the store are not followed until a restart");
     gw_log(LOG_INFO, "ready: %zu listener(s), %u worker(s)", g->nlisteners, srv->nworkers);
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);
@@ -486,6 +514,7 @@ int gw_server_main(const char *config_path, int check_only)
     gw_health_stop(srv->health);
     srv->health = NULL;
     drain(srv);
+    gw_policy_close(srv);
     if (pid_file != NULL)
         unlink(pid_file);
     free(pid_file);

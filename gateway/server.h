@@ -13,8 +13,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "gateway/admit.h"
 #include "gateway/config.h"
 #include "gateway/tls.h"
+#include "policies/pol.h"
 
 struct hsm_ctx;
 struct hsm_key;
@@ -34,6 +36,8 @@ struct gw_listener_stats {
     atomic_uint_fast64_t rejected_cap;
     atomic_uint_fast64_t bytes_in;     /* client -> backend */
     atomic_uint_fast64_t bytes_out;    /* backend -> client */
+    atomic_uint_fast64_t policy_refused[POL_REASON_COUNT];  /* by enum pol_reason: handshakes and resumptions */
+    atomic_uint_fast64_t policy_closed;    /* live connections closed after a change to the store */
     atomic_uint active;
 };
 
@@ -44,6 +48,7 @@ struct gw_listener {
     int *fds;                          /* one listening socket per worker; owned by the server's socket table */
     struct gw_listener_stats *stats;
     struct gw_pool *pool;              /* its backends (pool.h); owned by the generation */
+    struct gw_admit *admit;            /* who gets in (admit.h); NULL for one-way; owned by the generation */
 };
 
 struct gw_gen {
@@ -55,7 +60,7 @@ struct gw_gen {
 };
 
 /* epoll data.ptr always points at one of these, so one loop can dispatch every kind of fd. */
-enum gw_tag_kind { GW_TAG_LISTEN = 1, GW_TAG_CLIENT, GW_TAG_BACKEND, GW_TAG_CONTROL };
+enum gw_tag_kind { GW_TAG_LISTEN = 1, GW_TAG_CLIENT, GW_TAG_BACKEND, GW_TAG_CONTROL, GW_TAG_POLICY };
 struct gw_tag {
     enum gw_tag_kind kind;
 };
@@ -77,6 +82,11 @@ struct gw_worker {
     unsigned nconns;
     int accepting;
     uint64_t now_ms;                   /* CLOCK_MONOTONIC, refreshed once per loop turn */
+    int pol_evfd;                      /* eventfd: "a new policy snapshot is out" */
+    struct gw_tag poltag;
+    uint64_t pol_gen;                  /* snapshot generation this worker's connections were decided on */
+    atomic_uint_fast64_t pol_seen;     /* the same, for the policy thread */
+    atomic_uint_fast64_t pol_closed;   /* connections closed by the latest re-decision */
 };
 
 struct gw_ltag {
@@ -111,6 +121,16 @@ struct gw_server {
     unsigned max_connections;
     unsigned drain_timeout_ms;
     struct gw_health *health;          /* the health-check thread (pool.h), started after the workers */
+    /* Admission policies (policy_rt.c): the store, the live snapshot the workers read (reader i is
+     * worker i; reader nworkers is the policy thread), and the thread that follows the store. */
+    char *policy_store_path;           /* NULL: no store, an empty snapshot */
+    struct pol_store *store;
+    struct pol_live *live;
+    pthread_t pol_thread;
+    int pol_thread_started;
+    pthread_mutex_t pol_mu;
+    pthread_cond_t pol_cv;
+    int pol_stop;
 };
 
 /* server.c */
@@ -120,6 +140,17 @@ int gw_server_main(const char *config_path, int check_only);
 struct gw_gen *gw_gen_ref(struct gw_gen *g);
 void gw_gen_unref(struct gw_gen *g);
 uint64_t gw_now_ms(void);
+
+/* policy_rt.c */
+/* Opens the store of cfg (if any) and publishes its first snapshot; before the workers start.
+ * Returns 0, or -1 with a message in err. */
+int gw_policy_open(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
+/* The thread that follows the store's changes; after the workers start. */
+int gw_policy_thread_start(struct gw_server *srv) GW_WUR;
+/* Stops the thread (after the workers have stopped) and frees the store and the snapshots. */
+void gw_policy_close(struct gw_server *srv);
+/* A reload must not move the store: 0 if cfg names the same store, else -1 with a message. */
+int gw_policy_same_store(const struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
 
 /* worker.c */
 void *gw_worker_main(void *arg);
@@ -132,5 +163,8 @@ void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events);
 void gw_conn_sweep(struct gw_worker *w, int force);
 /* Frees the connections closed during this loop turn. */
 void gw_conn_reap(struct gw_worker *w);
+/* Decides again on every connection with a client identity (the snapshot changed); closes those
+ * now refused. Returns how many it closed. */
+unsigned gw_conn_policy_recheck(struct gw_worker *w);
 
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "gateway/log.h"
+#include "gateway/tickets.h"
 #include "pkcs11/hsm.h"
 
 /* TLS 1.3 suites, then TLS 1.2 ECDHE with AEAD only (no CBC, no RSA key exchange, no SHA-1 MACs). */
@@ -37,11 +38,14 @@ int gw_tls_global_init(void)
     if (wolfSSL_Init() != WOLFSSL_SUCCESS)
         return -1;
     ssl_state_idx = wolfSSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    return ssl_state_idx < 0 ? -1 : 0;
+    if (ssl_state_idx < 0 || gw_tickets_init() != 0)
+        return -1;
+    return 0;
 }
 
 void gw_tls_global_cleanup(void)
 {
+    gw_tickets_cleanup();
     wolfSSL_Cleanup();
 }
 
@@ -51,6 +55,19 @@ static struct gw_tls_state *state_of(WOLFSSL *ssl)
     if (st == NULL || st->magic != GW_TLS_STATE_MAGIC)
         return NULL;
     return st;
+}
+
+struct gw_tls_state *gw_tls_state_of(void *ssl)
+{
+    return ssl != NULL ? state_of(ssl) : NULL;
+}
+
+void gw_tls_state_clear(struct gw_tls_state *st)
+{
+    gw_ident_clear(&st->ident);
+    free(st->ticket_ids);
+    st->ticket_ids = NULL;
+    st->ticket_ids_len = 0;
 }
 
 static void note_reason(WOLFSSL *ssl, const char *reason)
@@ -133,8 +150,68 @@ static const char *x509_reason(int err)
     }
 }
 
-/* RFC 5280 4.2.1.12: a client certificate that has an EKU must list clientAuth (or anyExtendedKeyUsage).
- * And an end-entity certificate presented by a client must not be a CA (4.2.1.9). */
+/* ---- admission ---- */
+
+/* The peer's chain as this connection's TLS session holds it (leaf first): sent in this handshake,
+ * or restored with a resumed session. Returns the number of certificates decoded, 0 for none, -1
+ * when one does not decode. */
+static int ident_load(WOLFSSL *ssl, struct gw_tls_state *st)
+{
+    struct gw_ident *id = &st->ident;
+    gw_ident_clear(id);
+    if (st->ticket_resumed && wolfSSL_session_reused(ssl)) {
+        /* Resumed with one of our tickets: the chain kept with it (tickets.c). */
+        const uint8_t *der[GW_IDENT_MAX_CHAIN];
+        size_t len[GW_IDENT_MAX_CHAIN];
+        size_t n = gw_tickets_split(st->ticket_ids, st->ticket_ids_len, der, len, GW_IDENT_MAX_CHAIN);
+        if (n == 0)
+            return 0;
+        return gw_ident_from_der(id, der, len, n) == 0 ? (int)n : -1;
+    }
+    WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
+    int n = chain != NULL ? wolfSSL_get_chain_count(chain) : 0;
+    if (n <= 0)
+        return 0;
+    if (n > GW_IDENT_MAX_CHAIN)
+        n = GW_IDENT_MAX_CHAIN;
+    const uint8_t *der[GW_IDENT_MAX_CHAIN];
+    size_t len[GW_IDENT_MAX_CHAIN];
+    for (int i = 0; i < n; i++) {
+        der[i] = wolfSSL_get_chain_cert(chain, i);
+        int l = wolfSSL_get_chain_length(chain, i);
+        if (der[i] == NULL || l <= 0)
+            return -1;
+        len[i] = (size_t)l;
+    }
+    return gw_ident_from_der(id, der, len, (size_t)n) == 0 ? n : -1;
+}
+
+enum pol_reason gw_tls_decide(void *ssl_, struct gw_tls_state *st)
+{
+    WOLFSSL *ssl = ssl_;
+    int n = ident_load(ssl, st);
+    const struct pol_snapshot *snap = pol_snapshot_current(st->live, st->reader);
+    if (n < 0) {
+        memset(&st->verdict, 0, sizeof(st->verdict));
+        st->verdict.reason = POL_R_NO_CERT;
+    } else {
+        (void)gw_admit_decide(st->admit, snap, &st->ident, time(NULL), &st->verdict);
+    }
+    st->decided = 1;
+    return st->verdict.reason;
+}
+
+enum pol_reason gw_tls_redecide(struct gw_tls_state *st)
+{
+    const struct pol_snapshot *snap = pol_snapshot_current(st->live, st->reader);
+    (void)gw_admit_decide(st->admit, snap, &st->ident, time(NULL), &st->verdict);
+    return st->verdict.reason;
+}
+
+/* Without a policy (never for a listener that asks for certificates; kept as the safe default):
+ * RFC 5280 4.2.1.12, a client certificate that has an EKU must list clientAuth (or
+ * anyExtendedKeyUsage), and an end-entity certificate presented by a client must not be a CA
+ * (4.2.1.9). With one, the policy decides (pol_decide_chain), with the current snapshot. */
 static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
     WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
@@ -147,6 +224,21 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     }
     if (depth != 0)
         return 1;
+    struct gw_tls_state *st = ssl != NULL ? state_of(ssl) : NULL;
+    if (st != NULL && st->admit != NULL) {
+        /* An empty Certificate message: wolfSSL refuses it itself where a certificate is required
+         * (two-way); an optional listener goes on without an identity. */
+        if (wolfSSL_get_chain_count(wolfSSL_get_peer_chain(ssl)) <= 0)
+            return 1;
+        enum pol_reason r = gw_tls_decide(ssl, st);
+        if (r == POL_ADMIT)
+            return 1;
+        note_reason(ssl, pol_reason_name(r));
+        wolfSSL_X509_STORE_CTX_set_error(store, r == POL_R_REVOKED ? X509_V_ERR_CERT_REVOKED
+                                                : r == POL_R_EXPIRED ? X509_V_ERR_CERT_HAS_EXPIRED
+                                                : X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
     WOLFSSL_X509 *leaf = wolfSSL_X509_STORE_CTX_get_current_cert(store);
     if (leaf == NULL)
         return 1;
@@ -246,8 +338,8 @@ static int check_key_matches(WOLFSSL_CTX *ctx, struct hsm_key *key, const struct
     return 0;
 }
 
-int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l, struct hsm_ctx *hsm,
-                   void **ctx_out, struct hsm_key **key_out, char *err, size_t errlen)
+int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l, const struct gw_admit *admit,
+                   struct hsm_ctx *hsm, void **ctx_out, struct hsm_key **key_out, char *err, size_t errlen)
 {
     const char *path = cfg->path ? cfg->path : "config";
     int ret = -1;
@@ -277,11 +369,16 @@ int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l,
     if (check_key_matches(ctx, key, l, err, errlen, path) != 0)
         goto out;
     if (l->auth != GW_AUTH_ONE_WAY) {
-        if (l->client_ca == NULL ||
-            wolfSSL_CTX_load_verify_locations(ctx, l->client_ca, NULL) != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "%s:%d: listener \"%s\": cannot load client CA %s", path, l->client_ca_line,
-                     l->name, l->client_ca ? l->client_ca : "(none)");
+        if (admit == NULL || admit->nca_files == 0) {
+            snprintf(err, errlen, "%s:%d: listener \"%s\": no client CA", path, l->line, l->name);
             goto out;
+        }
+        for (size_t i = 0; i < admit->nca_files; i++) {
+            if (wolfSSL_CTX_load_verify_locations(ctx, admit->ca_files[i], NULL) != WOLFSSL_SUCCESS) {
+                snprintf(err, errlen, "%s:%d: listener \"%s\": cannot load client CA %s", path, l->client_ca_line,
+                         l->name, admit->ca_files[i]);
+                goto out;
+            }
         }
         int mode = WOLFSSL_VERIFY_PEER;
         if (l->auth == GW_AUTH_TWO_WAY)
@@ -294,6 +391,22 @@ int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l,
     /* Clients that speak TLS 1.2 must not renegotiate (CVE-2009-3555 class); wolfSSL servers never
      * initiate it, and secure renegotiation is not compiled as a server feature. */
     wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_SERVER);
+    /* Sessions (IDs and tickets) are bound to this listener and its policy: one issued elsewhere is
+     * not resumed here (RFC 5246 F.1.4's session context, which wolfSSL also checks in tickets).
+     * 20 bytes: wolfSSL 5.7.2 stores a context into a session only when it is shorter than ID_LEN
+     * (32), and then no session of a 32-byte context ever resumes (ssl_sess.c). Listeners that take
+     * client certificates issue their own tickets, which keep the client's chain (tickets.h). */
+    {
+        unsigned char one_way_sid[20];
+        const unsigned char *sid = admit != NULL ? admit->sid_ctx : one_way_sid;
+        if (admit == NULL)
+            gw_admit_sid_ctx(l->name, NULL, one_way_sid);
+        if (wolfSSL_CTX_set_session_id_context(ctx, sid, 20) != WOLFSSL_SUCCESS ||
+            (admit != NULL && gw_tickets_install(ctx, admit->sid_ctx) != 0)) {
+            snprintf(err, errlen, "%s:%d: listener \"%s\": cannot set the session context", path, l->line, l->name);
+            goto out;
+        }
+    }
     *ctx_out = ctx;
     *key_out = key;
     ctx = NULL;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gateway/admit.h"
 #include "gateway/config.h"
 
 struct hsm_ctx;
@@ -17,18 +18,39 @@ struct hsm_key;
 struct gw_tls_state {
     uint32_t magic;
     const char *reason;       /* static string: why the client was refused, or NULL */
+    /* Admission (set before the handshake for listeners that take client certificates). */
+    const struct gw_admit *admit;   /* NULL: one-way */
+    struct pol_live *live;          /* the snapshot, read as reader index reader (the worker's) */
+    unsigned reader;
+    struct gw_ident ident;          /* the client's chain, kept to decide again (gw_ident_clear) */
+    int decided;                    /* verdict holds a decision */
+    struct pol_verdict verdict;
+    /* A ticket this connection presented (tickets.h): the chain kept with it. */
+    unsigned char *ticket_ids;
+    size_t ticket_ids_len;
+    int ticket_resumed;
 };
+/* The state attached to ssl (NULL if none), and freeing what it holds. */
+struct gw_tls_state *gw_tls_state_of(void *ssl);
+void gw_tls_state_clear(struct gw_tls_state *st);
 
 /* Process-wide wolfSSL set-up and tear-down (call once each from the main thread). */
 int gw_tls_global_init(void);
 void gw_tls_global_cleanup(void);
 
 /* Builds a server context for the listener: chain from l->certificate, key from l->key (a PKCS#11
- * URI resolved in hsm, or a PEM file), client CA and verify mode from l->auth/l->client_ca,
+ * URI resolved in hsm, or a PEM file), client CAs (admit->ca_files) and verify mode from l->auth,
  * versions, ciphers, session tickets. *ctx_out is a WOLFSSL_CTX *. *key_out is the HSM key or NULL
  * for a file key. On failure writes "file:line: ..." into err and returns -1. */
-int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l, struct hsm_ctx *hsm,
-                   void **ctx_out, struct hsm_key **key_out, char *err, size_t errlen);
+int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l, const struct gw_admit *admit,
+                   struct hsm_ctx *hsm, void **ctx_out, struct hsm_key **key_out, char *err, size_t errlen);
+
+/* Loads the peer's chain from ssl's session into st->ident and decides with the current snapshot
+ * (the verify callback does this in a full handshake; call it after a resumed one). A chain that
+ * does not decode is refused. */
+enum pol_reason gw_tls_decide(void *ssl, struct gw_tls_state *st);
+/* Decides again on st->ident (kept from the handshake) with the current snapshot. */
+enum pol_reason gw_tls_redecide(struct gw_tls_state *st);
 void gw_tls_ctx_free(void *ctx);
 
 /* Creates the WOLFSSL for an accepted socket, with the key's signing context and the

@@ -84,6 +84,26 @@ static void control(struct gw_worker *w)
     atomic_fetch_add(&srv->acks, 1);
 }
 
+/* The policy thread published a snapshot: decide again on every live connection with it. */
+static void policy_turn(struct gw_worker *w)
+{
+    struct gw_server *srv = w->srv;
+    uint64_t gen = pol_live_generation(srv->live);
+    if (gen == w->pol_gen)
+        return;
+    unsigned closed = gw_conn_policy_recheck(w);
+    w->pol_gen = gen;
+    atomic_store(&w->pol_closed, closed);
+    atomic_store(&w->pol_seen, gen);
+}
+
+static void policy_wake(struct gw_worker *w)
+{
+    uint64_t v;
+    while (read(w->pol_evfd, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
+}
+
 static void accept_some(struct gw_worker *w, struct gw_ltag *lt)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -115,6 +135,12 @@ void *gw_worker_main(void *arg)
                    w->index, hsm_strerror(rc));
     }
     w->now_ms = gw_now_ms();
+    /* A reader of the policy snapshots: it passes a quiescent point at the end of every loop turn
+     * (epoll_wait returns at least every SWEEP_MS, so no snapshot waits long to be freed). */
+    if (pol_reader_register(srv->live, w->index) != 0)
+        gw_log(LOG_ERR, "worker %u: cannot read policy snapshots: every client certificate is refused", w->index);
+    w->pol_gen = pol_live_generation(srv->live);
+    atomic_store(&w->pol_seen, w->pol_gen);
     switch_gen(w, atomic_load(&srv->gen));
     uint64_t last_sweep = w->now_ms;
     struct epoll_event evs[128];
@@ -135,8 +161,12 @@ void *gw_worker_main(void *arg)
             case GW_TAG_CONTROL:
                 control(w);
                 break;
+            case GW_TAG_POLICY:
+                policy_wake(w);
+                break;
             }
         }
+        policy_turn(w);
         int state = atomic_load(&srv->state);
         if (w->now_ms - last_sweep >= SWEEP_MS) {
             last_sweep = w->now_ms;
@@ -145,12 +175,14 @@ void *gw_worker_main(void *arg)
                 (void)listeners_register(w);
         }
         gw_conn_reap(w);
+        pol_quiescent(srv->live, w->index);
         if (state == GW_STOPPING || (state == GW_DRAINING && w->nconns == 0)) {
             gw_conn_sweep(w, 1);
             gw_conn_reap(w);
             break;
         }
     }
+    pol_reader_unregister(srv->live, w->index);
     listeners_unregister(w);
     free(w->ltags);
     w->ltags = NULL;

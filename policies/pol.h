@@ -424,4 +424,14 @@ enum pol_reason pol_decide(const struct pol_snapshot *snap, const struct pol_pol
                            const struct pol_cert *cert, unsigned chain_depth, time_t now,
                            struct pol_verdict *out);
 
+/* The same decision for a path: chain[0] the leaf, then its issuers in order as the peer sent them
+ * (verified by wolfSSL, or kept in a resumed session; the trust anchor may be left out). The policy
+ * CA is the first issuer, walking up from the leaf, that the policy trusts (issuer_not_trusted when
+ * none); the trust anchor's depth is one above the certificate it issued; the leaf and every
+ * intermediate below the policy CA are checked for revocation, and their issuers' CRLs for
+ * freshness. With no CAs in the policy, the last certificate given (or its issuer) is the anchor. */
+enum pol_reason pol_decide_chain(const struct pol_snapshot *snap, const struct pol_policy *policy,
+                                 const struct pol_cert *const *chain, size_t n, time_t now,
+                                 struct pol_verdict *out);
+
 #endif

@@ -162,36 +162,10 @@ static enum pol_reason check_allowlist(const struct pol_snapshot *snap, const st
     return POL_R_NOT_ALLOWLISTED;
 }
 
-static enum pol_reason decide(const struct pol_snapshot *snap, const struct pol_policy *pol, const struct pol_cert *c,
-                              unsigned depth, time_t now, struct pol_verdict *v)
+/* Revocation and status of one certificate of the path (issued by issuer_hash). */
+static enum pol_reason check_status(const struct pol_snapshot *snap, const struct pol_policy *pol,
+                                    const struct pol_cert *c, int crl_required, time_t now, struct pol_verdict *v)
 {
-    if (snap == NULL || pol == NULL)
-        return POL_R_NO_POLICY;
-    v->generation = snap->generation;
-    if (c == NULL)
-        return POL_R_NO_CERT;
-
-    const struct policy_ca *ca = NULL;
-    for (size_t i = 0; i < pol->ncas && ca == NULL; i++)
-        if (memcmp(pol->cas[i].hash, c->issuer_hash, POL_HASH_LEN) == 0)
-            ca = &pol->cas[i];
-    if (pol->ncas > 0 && ca == NULL)
-        return POL_R_ISSUER_NOT_TRUSTED;
-    if (pol->max_chain_depth > 0 && depth > pol->max_chain_depth)
-        return POL_R_CHAIN_TOO_LONG;
-    /* RFC 5280 4.1.2.5: valid from notBefore to notAfter inclusive. Checked here too because a
-     * resumed session is not re-verified by wolfSSL. */
-    if (now < c->not_before)
-        return POL_R_NOT_YET_VALID;
-    if (now > c->not_after)
-        return POL_R_EXPIRED;
-    if (c->is_ca)
-        return POL_R_CERT_IS_CA;
-    /* RFC 5280 4.2.1.12: anyExtendedKeyUsage stands for every purpose. */
-    if (pol->required_eku != 0 &&
-        (!c->has_eku || ((c->eku & pol->required_eku) != pol->required_eku && !(c->eku & POL_EKU_ANY))))
-        return POL_R_EKU_MISSING;
-
     const struct pol_snap_issuer *is = pol_snapshot_issuer(snap, c->issuer_hash);
     if (is != NULL) {
         struct pol_hval e;
@@ -208,13 +182,78 @@ static enum pol_reason decide(const struct pol_snapshot *snap, const struct pol_
          * never goes stale by date. */
         if (is->next_update != 0 && now > is->next_update && (int64_t)now - is->next_update > (int64_t)pol->crl_grace_s)
             unknown = POL_R_CRL_STALE;
-    } else if (ca != NULL && ca->crl_required) {
+    } else if (crl_required) {
         unknown = POL_R_CRL_MISSING;
     }
     if (unknown != POL_ADMIT) {
         if (pol->revocation == POL_REVOCATION_HARD_FAIL)
             return unknown;
         v->status_unknown = 1;
+    }
+    return POL_ADMIT;
+}
+
+static const struct policy_ca *policy_ca_of(const struct pol_policy *pol, const uint8_t hash[POL_HASH_LEN])
+{
+    for (size_t i = 0; i < pol->ncas; i++)
+        if (memcmp(pol->cas[i].hash, hash, POL_HASH_LEN) == 0)
+            return &pol->cas[i];
+    return NULL;
+}
+
+/* chain[0] is the leaf, chain[1..n) its issuers as the peer sent them (verified by wolfSSL, or
+ * kept in a resumed session). top is the position of the certificate the policy CA issued. */
+static enum pol_reason decide(const struct pol_snapshot *snap, const struct pol_policy *pol,
+                              const struct pol_cert *const *chain, size_t n, int depth_given, unsigned depth,
+                              time_t now, struct pol_verdict *v)
+{
+    if (snap == NULL || pol == NULL)
+        return POL_R_NO_POLICY;
+    v->generation = snap->generation;
+    if (n == 0 || chain == NULL || chain[0] == NULL)
+        return POL_R_NO_CERT;
+    const struct pol_cert *c = chain[0];
+
+    /* The policy CA: the first issuer, walking up from the leaf, that the policy trusts. */
+    const struct policy_ca *ca = NULL;
+    size_t top = 0;
+    if (pol->ncas > 0) {
+        for (top = 0; top < n && chain[top] != NULL; top++)
+            if ((ca = policy_ca_of(pol, chain[top]->issuer_hash)) != NULL)
+                break;
+        if (ca == NULL)
+            return POL_R_ISSUER_NOT_TRUSTED;
+    } else {
+        /* Any issuer: the path ends at the last certificate given (a self-issued one is the anchor). */
+        top = n - 1;
+        if (top > 0 && memcmp(chain[top]->subject_hash, chain[top]->issuer_hash, POL_HASH_LEN) == 0)
+            top--;
+    }
+    /* The trust anchor's depth: one above the certificate it issued. */
+    if (!depth_given)
+        depth = (unsigned)top + 1;
+    if (pol->max_chain_depth > 0 && depth > pol->max_chain_depth)
+        return POL_R_CHAIN_TOO_LONG;
+    /* RFC 5280 4.1.2.5: valid from notBefore to notAfter inclusive. Checked here too because a
+     * resumed session is not re-verified by wolfSSL. */
+    if (now < c->not_before)
+        return POL_R_NOT_YET_VALID;
+    if (now > c->not_after)
+        return POL_R_EXPIRED;
+    if (c->is_ca)
+        return POL_R_CERT_IS_CA;
+    /* RFC 5280 4.2.1.12: anyExtendedKeyUsage stands for every purpose. */
+    if (pol->required_eku != 0 &&
+        (!c->has_eku || ((c->eku & pol->required_eku) != pol->required_eku && !(c->eku & POL_EKU_ANY))))
+        return POL_R_EKU_MISSING;
+
+    /* Revocation of the leaf and of every intermediate below the policy CA; status (a fresh CRL)
+     * for each of their issuers that has one, or must have one. */
+    int crl_required = ca != NULL && ca->crl_required;
+    for (size_t i = 0; i <= top && i < n; i++) {
+        enum pol_reason r = check_status(snap, pol, chain[i], crl_required, now, v);
+        if (r != POL_ADMIT)
+            return r;
     }
     if (pol->allowlist_required)
         return check_allowlist(snap, pol, c, now, v);
@@ -225,8 +264,20 @@ enum pol_reason pol_decide(const struct pol_snapshot *snap, const struct pol_pol
                            unsigned chain_depth, time_t now, struct pol_verdict *out)
 {
     struct pol_verdict v;
+    const struct pol_cert *chain[1] = { cert };
     memset(&v, 0, sizeof(v));
-    v.reason = decide(snap, policy, cert, chain_depth, now, &v);
+    v.reason = decide(snap, policy, chain, cert != NULL ? 1 : 0, 1, chain_depth, now, &v);
+    if (out != NULL)
+        *out = v;
+    return v.reason;
+}
+
+enum pol_reason pol_decide_chain(const struct pol_snapshot *snap, const struct pol_policy *policy,
+                                 const struct pol_cert *const *chain, size_t n, time_t now, struct pol_verdict *out)
+{
+    struct pol_verdict v;
+    memset(&v, 0, sizeof(v));
+    v.reason = decide(snap, policy, chain, n, 0, 0, now, &v);
     if (out != NULL)
         *out = v;
     return v.reason;

@@ -852,7 +852,7 @@ static void test_err_unknown_keys(void **state)
     (void)state;
     expect_err("workers: 1\nworker: 2\n" L_HEAD, 2,
                "unknown key \"worker\" (valid: hsm, log, workers, max_connections, drain_timeout, "
-               "pid_file, listeners)");
+               "pid_file, policy_store, policies, listeners)");
     expect_err(L_HEAD "    authh: two-way\n", 7, "listener \"payments\": unknown key \"authh\" (valid: name, type, bind, auth,");
     expect_err("hsm:\n  module: /m.so\n  slot: 3\n" L_HEAD, 3, "hsm: unknown key \"slot\" (valid: module, pin)");
     expect_err("log: { level: info, format: json }\n" L_HEAD, 1, "log: unknown key \"format\" (valid: level, access_log)");
@@ -1004,8 +1004,8 @@ static void test_err_missing_required(void **state)
                2, "listener \"a\": backends is required");
     expect_err("listeners:\n  - name: a\n    bind: '*:1'\n    certificate: /c\n    key: /k\n    backends: []\n",
                6, "listener \"a\": backends must not be empty");
-    expect_err(L_HEAD "    auth: two-way\n", 7, "listener \"payments\": client_ca is required when auth is two-way");
-    expect_err(L_HEAD "    auth: optional\n", 7, "listener \"payments\": client_ca is required when auth is optional");
+    expect_err(L_HEAD "    auth: two-way\n", 7, "listener \"payments\": client_ca (or a policy) is required when auth is two-way");
+    expect_err(L_HEAD "    auth: optional\n", 7, "listener \"payments\": client_ca (or a policy) is required when auth is optional");
 }
 
 static void test_err_enums(void **state)
