@@ -223,6 +223,72 @@ static void test_admit_and_basic_refusals(void **state)
     pol_snapshot_free(s);
 }
 
+/* Paths: leaf <- subca <- ca, the policy trusting ca. The CA is found up the chain, the anchor's
+ * depth is counted from it, and an intermediate below the policy's CA is checked for revocation. */
+static void test_decide_chain(void **state)
+{
+    (void)state;
+    struct pol_cert *leaf = load_cert("subleaf.pem");
+    assert_non_null(leaf);
+    struct pol_verdict v;
+    char err[256];
+    struct pol_snapshot *s = build();
+    struct pol_policy *p = policy(NULL, 0, POL_REVOCATION_HARD_FAIL, 0);
+    time_t now = now_ok();
+    const struct pol_cert *path[] = { leaf, g_subca, g_ca };
+    assert_int_equal(pol_decide_chain(s, p, path, 2, now, &v), POL_ADMIT);
+    assert_int_equal(pol_decide_chain(s, p, path, 3, now, &v), POL_ADMIT);     /* anchor included: same */
+    assert_int_equal(pol_decide_chain(s, p, path, 1, now, &v), POL_R_ISSUER_NOT_TRUSTED); /* subca not sent */
+    assert_int_equal(pol_decide_chain(s, p, path, 0, now, &v), POL_R_NO_CERT);
+    const struct pol_cert *direct[] = { g_client };
+    assert_int_equal(pol_decide_chain(s, p, direct, 1, now, &v), POL_ADMIT);
+    /* depth: the anchor (ca) is 2 above the leaf */
+    struct pol_policy_spec spec;
+    struct pol_ca_spec ca = { g_ca_der, g_ca_len, 0 };
+    struct pol_policy *p1 = NULL;
+    pol_policy_spec_init(&spec);
+    spec.cas = &ca;
+    spec.ncas = 1;
+    spec.max_chain_depth = 1;
+    assert_int_equal(pol_policy_new(&spec, &p1, err, sizeof(err)), 0);
+    assert_int_equal(pol_decide_chain(s, p1, path, 2, now, &v), POL_R_CHAIN_TOO_LONG);
+    assert_int_equal(pol_decide_chain(s, p1, direct, 1, now, &v), POL_ADMIT);
+    /* no CA in the policy: the last certificate's issuer is the anchor */
+    struct pol_policy *pany = NULL;
+    spec.ncas = 0;
+    spec.cas = NULL;
+    spec.max_chain_depth = 2;
+    assert_int_equal(pol_policy_new(&spec, &pany, err, sizeof(err)), 0);
+    assert_int_equal(pol_decide_chain(s, pany, path, 2, now, &v), POL_ADMIT);
+    spec.max_chain_depth = 1;
+    pol_policy_free(pany);
+    pany = NULL;
+    assert_int_equal(pol_policy_new(&spec, &pany, err, sizeof(err)), 0);
+    assert_int_equal(pol_decide_chain(s, pany, path, 2, now, &v), POL_R_CHAIN_TOO_LONG);
+    assert_int_equal(pol_decide_chain(s, pany, path, 3, now, &v), POL_R_CHAIN_TOO_LONG); /* self-issued top: the anchor */
+    pol_snapshot_free(s);
+
+    /* the intermediate revoked (by ca): every leaf under it is refused; the leaf itself is not listed */
+    struct pol_revocation r;
+    pol_revocation_of_cert(g_subca, &r);
+    r.reason = POL_REASON_CA_COMPROMISE;
+    assert_int_equal(pol_store_revoke(g_st, &r, &test_actor, NULL, err, sizeof(err)), 0);
+    s = build();
+    assert_int_equal(pol_decide_chain(s, p, path, 2, now, &v), POL_R_REVOKED);
+    assert_int_equal(v.crl_reason, POL_REASON_CA_COMPROMISE);
+    assert_int_equal(pol_decide_chain(s, p, direct, 1, now, &v), POL_ADMIT);
+    pol_snapshot_free(s);
+    pol_policy_free(p);
+    pol_policy_free(p1);
+    pol_policy_free(pany);
+    pol_cert_free(leaf);
+    /* the other tests start again from an empty store */
+    pol_store_close(g_st);
+    g_st = NULL;
+    assert_int_equal(sh("rm -f '%s' '%s-wal' '%s-shm'", P("s.db"), P("s.db"), P("s.db")), 0);
+    assert_int_equal(pol_store_open_sqlite(P("s.db"), &g_st, err, sizeof(err)), 0);
+}
+
 static void test_revoked(void **state)
 {
     (void)state;
@@ -590,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_cert_malformed),
         cmocka_unit_test(test_admit_and_basic_refusals),
         cmocka_unit_test(test_revoked),
+        cmocka_unit_test(test_decide_chain),
         cmocka_unit_test(test_crl_missing_and_stale),
         cmocka_unit_test(test_allowlist_each_match),
         cmocka_unit_test(test_allowlist_expiry),

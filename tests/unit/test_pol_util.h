@@ -80,6 +80,7 @@ static const char pki_script[] =
     "leaf anyeku ca '/CN=anyeku' 0x1003 'extendedKeyUsage=anyExtendedKeyUsage\\n'\n"
     "leaf subca ca '/CN=subca' 0x1004 'basicConstraints=critical,CA:TRUE\\nextendedKeyUsage=clientAuth\\n'\n"
     "leaf partner ca2 '/CN=partner-client' 0x2001 'extendedKeyUsage=clientAuth\\n'\n"
+    "leaf subleaf subca '/CN=sub-client' 0x5001 'extendedKeyUsage=clientAuth\\n'\n"
     "leaf rsaclient rsaca '/CN=rsa-client' 0x3001 'extendedKeyUsage=clientAuth\\n'\n"
     "for c in ca ca2 rsaca evil nocrlsign; do openssl x509 -in $c.pem -outform DER -out $c.der; done\n";
 
