@@ -85,6 +85,7 @@ struct gw_worker {
     int pol_evfd;                      /* eventfd: "a new policy snapshot is out" */
     struct gw_tag poltag;
     uint64_t pol_gen;                  /* snapshot generation this worker's connections were decided on */
+    uint64_t pol_checked_ms;           /* when they were last decided on (the time matters too) */
     atomic_uint_fast64_t pol_seen;     /* the same, for the policy thread */
     atomic_uint_fast64_t pol_closed;   /* connections closed by the latest re-decision */
 };

@@ -14,6 +14,9 @@
 #include "pkcs11/hsm.h"
 
 #define SWEEP_MS 250
+/* Decisions also depend on the time (a certificate or an allowlist entry expires, a CRL goes past
+ * its nextUpdate): live connections are decided on again this often even when the store is quiet. */
+#define POLICY_TIME_RECHECK_MS 10000
 #define ACCEPT_BATCH 64
 
 uint64_t gw_now_ms(void)
@@ -89,10 +92,16 @@ static void policy_turn(struct gw_worker *w)
 {
     struct gw_server *srv = w->srv;
     uint64_t gen = pol_live_generation(srv->live);
-    if (gen == w->pol_gen)
+    if (gen == w->pol_gen) {
+        if (w->now_ms - w->pol_checked_ms >= POLICY_TIME_RECHECK_MS) {
+            w->pol_checked_ms = w->now_ms;
+            (void)gw_conn_policy_recheck(w);
+        }
         return;
+    }
     unsigned closed = gw_conn_policy_recheck(w);
     w->pol_gen = gen;
+    w->pol_checked_ms = w->now_ms;
     atomic_store(&w->pol_closed, closed);
     atomic_store(&w->pol_seen, gen);
 }

@@ -51,6 +51,7 @@ if [ ! -f "$demo/.provisioned" ]; then
 hsm: { module: $module, pin: "file:$demo/hsm.pin" }
 log: { level: info, access_log: "$demo/access.log" }
 pid_file: $demo/hsmgate.pid
+policy_store: $demo/policy.db
 listeners:
   - name: public
     type: tcp
@@ -84,6 +85,11 @@ if ! grep -q 9443 "$demo/hsmgate.yaml"; then
   echo "demo: this demo/ predates the HTTPS listener; run 'make demo-clean' and 'make demo' to get it" >&2
 fi
 
+if ! grep -q '^policy_store:' "$demo/hsmgate.yaml"; then
+  # a demo/ made before the policy store existed: give it one (a top-level key may follow the list)
+  printf 'policy_store: %s/policy.db\n' "$demo" >> "$demo/hsmgate.yaml"
+fi
+
 "$bin" check -c "$demo/hsmgate.yaml"
 
 /usr/bin/python3 "$top/tests/demo/backend.py" 7000 2>>"$demo/backend.log" &
@@ -112,6 +118,13 @@ Try, from another terminal in $top:
 
   # the handshake in detail:
   openssl s_client -connect 127.0.0.1:9444 -CAfile demo/root-ca.pem -cert demo/client.crt -key demo/client.key -brief
+
+  # put the client's certificate on hold: the next handshake is refused, an open connection closes;
+  # then lift the hold and it gets in again (the store is demo/policy.db; the gateway follows it)
+  $bin revoke --store demo/policy.db --cert demo/client.crt --reason certificateHold
+  curl --cacert demo/root-ca.pem --cert demo/client.crt --key demo/client.key https://localhost:9443/
+  $bin revoke --lift --store demo/policy.db --cert demo/client.crt
+  $bin verify -c demo/hsmgate.yaml --listener payments demo/client.crt
 
   # one JSON line per connection (per request on the HTTPS listener, with method, path, status, upstream_ms):
   tail -f demo/access.log
