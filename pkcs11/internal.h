@@ -117,6 +117,9 @@ int hsm_token_login(struct hsm_token *tok, CK_SESSION_HANDLE h, char *err, size_
 void hsm_token_free(struct hsm_token *tok);
 
 /* --- key.c --- */
+/* Serializes object searches and object creation across threads (key.c says why). */
+void hsm_objects_lock(void);
+void hsm_objects_unlock(void);
 struct hsm_key_th {
     CK_OBJECT_HANDLE h;
     unsigned epoch;              /* == the thread's session epoch when h is valid; 0 = never found */

@@ -6,6 +6,7 @@
  * done once per session, never per signature (DESIGN.md fact 3). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -70,6 +71,23 @@ static int attr_get_bool(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE h, CK_OBJECT_HAN
     return b == CK_TRUE;
 }
 
+/* Object searches and object creation are never run at the same time by two threads: SoftHSM 2.6.1
+ * (Debian 12) can return an incomplete result to a C_FindObjects that runs while another session
+ * creates an object (softhsm/SoftHSMv2#573, fixed upstream after 2.6.1), which showed as a worker
+ * that "cannot find" its key when both workers copied the key at start. Both happen once per
+ * (re)opened session, never per signature, so one lock costs nothing measurable. */
+static pthread_mutex_t objects_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void hsm_objects_lock(void)
+{
+    pthread_mutex_lock(&objects_mu);
+}
+
+void hsm_objects_unlock(void)
+{
+    pthread_mutex_unlock(&objects_mu);
+}
+
 /* Finds up to two objects matching tmpl; *count tells how many (capped at 2). */
 static CK_RV find_objects(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG n,
                           CK_OBJECT_HANDLE objs[2], CK_ULONG *count)
@@ -77,11 +95,13 @@ static CK_RV find_objects(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE h, CK_ATTRIBUTE
     CK_RV rv;
 
     *count = 0;
+    hsm_objects_lock();
     rv = f->C_FindObjectsInit(h, tmpl, n);
-    if (rv != CKR_OK)
-        return rv;
-    rv = f->C_FindObjects(h, objs, 2, count);
-    f->C_FindObjectsFinal(h);
+    if (rv == CKR_OK) {
+        rv = f->C_FindObjects(h, objs, 2, count);
+        f->C_FindObjectsFinal(h);
+    }
+    hsm_objects_unlock();
     return rv;
 }
 

@@ -168,7 +168,9 @@ int hsm_key_th_ready(struct hsm_key *key, unsigned idx, CK_OBJECT_HANDLE *out)
     CK_BBOOL no = CK_FALSE;
     CK_ATTRIBUTE copy_tmpl[] = { { CKA_TOKEN, &no, sizeof(no) } };
     CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+    hsm_objects_lock();
     CK_RV crv = key->tok->mod->fl->C_CopyObject(ts->h, h, copy_tmpl, 1, &copy);
+    hsm_objects_unlock();
     if (crv == CKR_OK && copy != CK_INVALID_HANDLE) {
         if (atomic_exchange(&key->copy_logged, 1) == 0)
             hsm_log(LOG_INFO, "key %s: each worker signs with its own session copy of the key", key->uri);

@@ -735,6 +735,45 @@ static void test_two_threads(void **state)
     hsm_ctx_free(ctx);
 }
 
+/* Two threads opening sessions, finding the key and copying it at the same time, over and over (what
+ * two workers do at start): SoftHSM 2.6.1 lets a search that runs during another session's object
+ * creation miss the key, which made a worker "cannot find it in the token" now and then. */
+#define ATTACH_ROUNDS 400
+struct attacher {
+    struct hsm_ctx *ctx;
+    unsigned index;
+    int failed;
+};
+
+static void *attacher_main(void *p)
+{
+    struct attacher *a = p;
+    for (int i = 0; i < ATTACH_ROUNDS; i++) {
+        if (hsm_thread_attach(a->ctx, a->index, 1) != 0)
+            a->failed++;
+        hsm_thread_detach(a->ctx);
+    }
+    return NULL;
+}
+
+static void test_concurrent_attach(void **state)
+{
+    struct hsm_ctx *ctx = ctx_open(SOFTHSM, pinsrc);
+    struct hsm_key *key = key_open(ctx, "pkcs11:token=hsmgate;object=ec256");
+    struct attacher a[2] = {{ctx, 0, 0}, {ctx, 1, 0}};
+    pthread_t t[2];
+
+    (void)state;
+    (void)key;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, attacher_main, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(a[0].failed, 0);
+    assert_int_equal(a[1].failed, 0);
+    hsm_ctx_free(ctx);
+}
+
 /* --- loss and recovery --- */
 
 static void fault_on(void)
@@ -955,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_sign_errors),
         cmocka_unit_test(test_attach_index_owned),
         cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_concurrent_attach),
         cmocka_unit_test(test_session_loss_and_recovery),
         cmocka_unit_test(test_first_session_lost),
         cmocka_unit_test(test_login_lost),
