@@ -27,61 +27,11 @@
 #include "gateway/pool.h"
 #include "gateway/proxy_v2.h"
 #include "gateway/server.h"
+#include "gateway/conn_int.h"
 
-#define GW_BUF_SIZE 16384u
 
-enum gw_conn_state { CS_HANDSHAKE, CS_CONNECTING, CS_PROXY, CS_LINGER };
 
-/* After a refused handshake the client may still have bytes in flight (TLS 1.3 clients send data
- * right after their Finished). Closing with unread data makes the kernel send a reset, which can
- * destroy our alert before the client reads it; so shut our side, read and drop for a moment, close. */
-#define LINGER_MS 1000
 
-struct gw_buf {
-    unsigned char *data;
-    uint32_t start, end;
-};
-
-struct gw_conn {
-    struct gw_tag ctag;                /* data.ptr of the client socket */
-    struct gw_tag btag;                /* data.ptr of the backend socket */
-    struct gw_conn *prev, *next;
-    struct gw_worker *w;
-    struct gw_gen *gen;
-    struct gw_listener *l;
-    WOLFSSL *ssl;
-    struct gw_tls_state tls;
-    int cfd, bfd;
-    enum gw_conn_state state;
-    uint32_t cev, bev;                 /* interest currently registered (0: not registered) */
-    unsigned client_eof : 1, backend_eof : 1, backend_shut : 1;
-    unsigned c_read_wants_write : 1, c_write_wants_read : 1, c_write_wants_write : 1, c_hs_wants_write : 1;
-    unsigned counted_listener : 1, closed : 1, hs_done : 1;
-    uint32_t pending_write;            /* length of a wolfSSL_write that must be retried as is */
-    struct gw_buf c2b, b2c;
-    uint64_t bytes_in, bytes_out;
-    uint64_t started_ms, deadline_ms;
-    unsigned backend_tries, backend_idx;   /* connect attempts so far; the backend of the latest */
-    unsigned backend_held : 1;         /* backend_idx counts as active in the listener's pool */
-    struct gw_pool_tried tried;        /* backends this connection has tried (each at most once) */
-    const char *backend_why;           /* why the latest attempt failed */
-    unsigned char *pp2;                /* the PROXY v2 header, sent before any client byte */
-    uint32_t pp2_len, pp2_off;
-    char peer[64];
-    const char *result, *reason;
-    struct gw_http *http;              /* https listeners: the HTTP engine (http.h); NULL for tcp */
-    struct gw_peer_info *pi;           /* https: the client, read once for its headers and the log */
-    uint64_t idle_ms;                  /* https: when the connection counts as idle (deadline_ms: the nearer
-                                        * of this and the engine's backend_timeout) */
-};
-
-/* https listeners (the end of this file). */
-static int pump_http(struct gw_conn *c);
-static int update_interest_http(struct gw_conn *c);
-static void http_backend_up(struct gw_conn *c);
-static void http_unreachable(struct gw_conn *c, const char *reason);
-static void http_start(struct gw_conn *c);
-static void http_sweep(struct gw_conn *c);
 
 static struct gw_conn *conn_of(struct gw_tag *tag)
 {
@@ -111,7 +61,7 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 
 /* Sets the epoll interest of fd. No interest means "not registered": an fd left registered with no
  * events would still report EPOLLHUP/EPOLLERR over and over, level-triggered. */
-static int ep_set(struct gw_worker *w, int fd, struct gw_tag *tag, uint32_t *cur, uint32_t want)
+int gw_conn_ep_set(struct gw_worker *w, int fd, struct gw_tag *tag, uint32_t *cur, uint32_t want)
 {
     if (*cur == want)
         return 0;
@@ -121,19 +71,6 @@ static int ep_set(struct gw_worker *w, int fd, struct gw_tag *tag, uint32_t *cur
         return -1;
     *cur = want;
     return 0;
-}
-
-static uint32_t buf_len(const struct gw_buf *b) { return b->end - b->start; }
-static uint32_t buf_space(const struct gw_buf *b) { return GW_BUF_SIZE - b->end; }
-static void buf_compact(struct gw_buf *b)
-{
-    if (b->start == b->end) {
-        b->start = b->end = 0;
-    } else if (b->start > GW_BUF_SIZE / 2) {
-        memmove(b->data, b->data + b->start, buf_len(b));
-        b->end -= b->start;
-        b->start = 0;
-    }
 }
 
 /* The fields every access-log line has: the connection and its TLS. known: the peer, when already read. */
@@ -194,7 +131,7 @@ static void log_backend(struct gw_conn *c, json_t *o)
 }
 
 /* https: one line per finished request, with the connection's fields and the request's own. */
-static void log_requests(struct gw_conn *c)
+void gw_conn_log_requests(struct gw_conn *c)
 {
     struct gw_http_log r;
     while (gw_http_log_pop(c->http, &r)) {
@@ -221,7 +158,7 @@ static void log_access(struct gw_conn *c)
         /* Requests still outstanding end with the connection; a connection that carried requests
          * is told by their lines, one that carried none (idle, refused) by its own. */
         gw_http_abort(c->http, gw_now_ms(), c->reason ? c->reason : "connection_closed");
-        log_requests(c);
+        gw_conn_log_requests(c);
         if (gw_http_logged(c->http) > 0)
             return;
     }
@@ -237,7 +174,7 @@ static void log_access(struct gw_conn *c)
     gw_access_log_write(o);
 }
 
-static void conn_close(struct gw_conn *c)
+void gw_conn_close(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     log_access(c);
@@ -294,18 +231,18 @@ void gw_conn_reap(struct gw_worker *w)
     }
 }
 
-static void conn_fail(struct gw_conn *c, const char *result, const char *reason)
+void gw_conn_fail(struct gw_conn *c, const char *result, const char *reason)
 {
     /* https: the request that needed a backend gets a 502 rather than a closed connection. */
     if (c->http != NULL && !c->closed && strcmp(result, "backend_unreachable") == 0) {
-        http_unreachable(c, reason);
+        gw_conn_http_unreachable(c, reason);
         return;
     }
     if (c->result == NULL)
         c->result = result;
     if (c->reason == NULL)
         c->reason = reason;
-    conn_close(c);
+    gw_conn_close(c);
 }
 
 void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const struct sockaddr_storage *peer,
@@ -355,18 +292,16 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const st
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ssl = gw_tls_new(l->tls_ctx, fd, l->key, &c->tls);
     if (c->ssl == NULL || (l->cfg->type == GW_LISTENER_HTTPS && gw_tls_alpn_http11(c->ssl) != 0)) {
-        conn_fail(c, "error", "out_of_memory");
+        gw_conn_fail(c, "error", "out_of_memory");
         return;
     }
-    if (ep_set(w, fd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0) {
-        conn_fail(c, "error", "epoll");
+    if (gw_conn_ep_set(w, fd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0) {
+        gw_conn_fail(c, "error", "epoll");
         return;
     }
 }
 
 /* ---- backend ---- */
-
-static int backend_start(struct gw_conn *c);
 
 /* The attempt on backend_idx failed (why: a static string): on to the next backend the pool offers. */
 static void backend_next(struct gw_conn *c, const char *why)
@@ -382,24 +317,24 @@ static void backend_next(struct gw_conn *c, const char *why)
         gw_pool_release(c->l->pool, c->backend_idx, 1);
     c->backend_held = 0;
     c->backend_why = why;
-    (void)backend_start(c);
+    (void)gw_conn_backend_start(c);
 }
 
 /* Starts a non-blocking connect to the backend the listener's pool picks (pool.h: balance, up
  * backends only unless none is up, each backend once per connection). When none is left, the
  * connection ends as backend_unreachable with the latest failure as the reason. Returns -1 if the
  * connection was closed. */
-static int backend_start(struct gw_conn *c)
+int gw_conn_backend_start(struct gw_conn *c)
 {
     const struct gw_listener_cfg *lc = c->l->cfg;
     if (c->backend_tries == 0 && gw_pool_tried_init(&c->tried, gw_pool_size(c->l->pool)) != 0) {
-        conn_fail(c, "error", "out_of_memory");
+        gw_conn_fail(c, "error", "out_of_memory");
         return -1;
     }
     int idx = gw_pool_pick(c->l->pool, &c->tried);
     if (idx < 0) {
         atomic_fetch_add(&c->l->stats->backend_failed, 1);
-        conn_fail(c, "backend_unreachable", c->backend_why ? c->backend_why : "no_backend");
+        gw_conn_fail(c, "backend_unreachable", c->backend_why ? c->backend_why : "no_backend");
         return -1;
     }
     c->backend_idx = (unsigned)idx;
@@ -421,13 +356,13 @@ static int backend_start(struct gw_conn *c)
         backend_next(c, strerror(errno));
         return -1;
     }
-    if (ep_set(c->w, fd, &c->btag, &c->bev, EPOLLOUT) != 0) {
-        conn_fail(c, "error", "epoll");
+    if (gw_conn_ep_set(c->w, fd, &c->btag, &c->bev, EPOLLOUT) != 0) {
+        gw_conn_fail(c, "error", "epoll");
         return -1;
     }
     /* The client is quiet while we connect: nothing is read from it yet. */
-    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, 0) != 0) {
-        conn_fail(c, "error", "epoll");
+    if (gw_conn_ep_set(c->w, c->cfd, &c->ctag, &c->cev, 0) != 0) {
+        gw_conn_fail(c, "error", "epoll");
         return -1;
     }
     return 0;
@@ -438,7 +373,7 @@ static int backend_start(struct gw_conn *c)
 static int update_interest(struct gw_conn *c)
 {
     if (c->http != NULL)
-        return update_interest_http(c);
+        return gw_conn_http_interest(c);
     uint32_t cw = 0, bw = 0;
     if ((!c->client_eof && buf_space(&c->c2b) > 0) || c->c_write_wants_read)
         cw |= EPOLLIN | EPOLLRDHUP;
@@ -448,8 +383,8 @@ static int update_interest(struct gw_conn *c)
         bw |= EPOLLIN | EPOLLRDHUP;
     if (buf_len(&c->c2b) > 0)
         bw |= EPOLLOUT;
-    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, cw) != 0 || ep_set(c->w, c->bfd, &c->btag, &c->bev, bw) != 0) {
-        conn_fail(c, "error", "epoll");
+    if (gw_conn_ep_set(c->w, c->cfd, &c->ctag, &c->cev, cw) != 0 || gw_conn_ep_set(c->w, c->bfd, &c->btag, &c->bev, bw) != 0) {
+        gw_conn_fail(c, "error", "epoll");
         return -1;
     }
     return 0;
@@ -459,7 +394,7 @@ static int update_interest(struct gw_conn *c)
 static int pump(struct gw_conn *c)
 {
     if (c->http != NULL)
-        return pump_http(c);
+        return gw_conn_http_pump(c);
     int progress, moved = 0;
     do {
         progress = 0;
@@ -482,7 +417,7 @@ static int pump(struct gw_conn *c)
                     c->client_eof = 1;
                     progress = 1;
                 } else {
-                    conn_fail(c, "error", "tls_read_failed");
+                    gw_conn_fail(c, "error", "tls_read_failed");
                     return -1;
                 }
             }
@@ -495,7 +430,7 @@ static int pump(struct gw_conn *c)
                 buf_compact(&c->c2b);
                 progress = 1;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                conn_fail(c, "backend_error", "backend_write_failed");
+                gw_conn_fail(c, "backend_error", "backend_write_failed");
                 return -1;
             }
         }
@@ -514,7 +449,7 @@ static int pump(struct gw_conn *c)
                 progress = 1;
             } else if (errno != EAGAIN && errno != EINTR) {
                 if (buf_len(&c->b2c) == 0) {
-                    conn_fail(c, "backend_error", "backend_reset");
+                    gw_conn_fail(c, "backend_error", "backend_reset");
                     return -1;
                 }
                 c->backend_eof = 1;
@@ -542,14 +477,14 @@ static int pump(struct gw_conn *c)
                     else
                         c->c_write_wants_read = 1;
                 } else {
-                    conn_fail(c, c->client_eof ? "ok" : "error", c->client_eof ? NULL : "tls_write_failed");
+                    gw_conn_fail(c, c->client_eof ? "ok" : "error", c->client_eof ? NULL : "tls_write_failed");
                     return -1;
                 }
             }
         }
         if (c->backend_eof && buf_len(&c->b2c) == 0) {
             c->result = "ok";
-            conn_close(c);
+            gw_conn_close(c);
             return -1;
         }
         moved |= progress;
@@ -562,13 +497,13 @@ static int pump(struct gw_conn *c)
 static void enter_proxy(struct gw_conn *c)
 {
     if (c->http != NULL) { /* https: the engine has its own buffers */
-        http_backend_up(c);
+        gw_conn_http_backend_up(c);
         return;
     }
     c->c2b.data = malloc(GW_BUF_SIZE);
     c->b2c.data = malloc(GW_BUF_SIZE);
     if (c->c2b.data == NULL || c->b2c.data == NULL) {
-        conn_fail(c, "error", "out_of_memory");
+        gw_conn_fail(c, "error", "out_of_memory");
         return;
     }
     c->state = CS_PROXY;
@@ -639,7 +574,7 @@ static void backend_connected(struct gw_conn *c)
         if (c->pp2 == NULL) {
             const char *why = pp2_build(c);
             if (why != NULL) {
-                conn_fail(c, "error", why);
+                gw_conn_fail(c, "error", why);
                 return;
             }
         }
@@ -672,18 +607,18 @@ static void linger_read(struct gw_conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        conn_close(c); /* EOF or error: the client is done */
+        gw_conn_close(c); /* EOF or error: the client is done */
         return;
     }
 }
 
-static void linger(struct gw_conn *c)
+void gw_conn_linger(struct gw_conn *c)
 {
     c->state = CS_LINGER;
     c->deadline_ms = c->w->now_ms + LINGER_MS;
     (void)shutdown(c->cfd, SHUT_WR);
-    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0) {
-        conn_close(c);
+    if (gw_conn_ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0) {
+        gw_conn_close(c);
         return;
     }
     linger_read(c);
@@ -714,7 +649,7 @@ static int resumed_admission(struct gw_conn *c)
     c->result = "handshake_failed";
     c->reason = pol_reason_name(r);
     (void)wolfSSL_shutdown(c->ssl); /* close_notify: the client learns at once */
-    linger(c);
+    gw_conn_linger(c);
     return -1;
 }
 
@@ -729,22 +664,22 @@ static void handshake_step(struct gw_conn *c)
         if (wolfSSL_session_reused(c->ssl))
             atomic_fetch_add(&c->l->stats->resumed, 1);
         if (c->l->cfg->type == GW_LISTENER_HTTPS) { /* the backend comes with the first request */
-            http_start(c);
+            gw_conn_http_start(c);
             return;
         }
-        if (backend_start(c) != 0)
+        if (gw_conn_backend_start(c) != 0)
             return;
         return;
     }
     int e = wolfSSL_get_error(c->ssl, rc);
     if (e == WOLFSSL_ERROR_WANT_READ) {
-        if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0)
-            conn_fail(c, "error", "epoll");
+        if (gw_conn_ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLIN | EPOLLRDHUP) != 0)
+            gw_conn_fail(c, "error", "epoll");
         return;
     }
     if (e == WOLFSSL_ERROR_WANT_WRITE) {
-        if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLOUT) != 0)
-            conn_fail(c, "error", "epoll");
+        if (gw_conn_ep_set(c->w, c->cfd, &c->ctag, &c->cev, EPOLLOUT) != 0)
+            gw_conn_fail(c, "error", "epoll");
         return;
     }
     atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
@@ -753,7 +688,7 @@ static void handshake_step(struct gw_conn *c)
     gw_log(LOG_INFO, "listener %s: handshake from %s refused: %s", c->l->cfg->name, c->peer, reason);
     c->result = "handshake_failed";
     c->reason = reason;
-    linger(c);
+    gw_conn_linger(c);
 }
 
 void gw_conn_on_event(struct gw_worker *w, struct gw_tag *tag, uint32_t events)
@@ -786,261 +721,32 @@ void gw_conn_sweep(struct gw_worker *w, int force)
     while (c != NULL) {
         struct gw_conn *next = c->next;
         if (force) {
-            conn_fail(c, "closed", "shutdown");
+            gw_conn_fail(c, "closed", "shutdown");
         } else if (draining && c->http != NULL && c->state == CS_PROXY && gw_http_idle(c->http)) {
             /* Draining: an https connection between two requests has nothing left to finish. */
-            conn_fail(c, "ok", "shutdown");
+            gw_conn_fail(c, "ok", "shutdown");
         } else if (c->deadline_ms <= w->now_ms) {
             switch (c->state) {
             case CS_HANDSHAKE:
                 atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
-                conn_fail(c, "handshake_failed", "handshake_timeout");
+                gw_conn_fail(c, "handshake_failed", "handshake_timeout");
                 break;
             case CS_CONNECTING:
                 backend_next(c, "connect timeout");
                 break;
             case CS_PROXY:
                 if (c->http != NULL)
-                    http_sweep(c);
+                    gw_conn_http_sweep(c);
                 else
-                    conn_fail(c, "ok", "idle_timeout");
+                    gw_conn_fail(c, "ok", "idle_timeout");
                 break;
             case CS_LINGER:
-                conn_close(c);
+                gw_conn_close(c);
                 break;
             }
         }
         c = next;
     }
-}
-
-/* ---- https listeners (http.h) ----
- *
- * After the handshake the connection is in CS_PROXY with no backend (bfd -1) until the first request
- * head is complete; then backend_start connects as for tcp (CS_CONNECTING, the client quiet) and
- * enter_proxy hands back here, or conn_fail's backend_unreachable becomes a 502. The engine does the
- * HTTP; this part moves bytes, keeps the deadlines and writes one access-log line per request. */
-
-static void http_drop_backend(struct gw_conn *c)
-{
-    if (c->bfd >= 0) {
-        close(c->bfd); /* closing removes it from epoll */
-        c->bfd = -1;
-        c->bev = 0;
-    }
-    c->backend_eof = 1;
-}
-
-/* The last response is out. A client still sending (a body the gateway refused, requests after the
- * last one) would turn our close into a reset, which can destroy that response before it is read:
- * so close_notify, FIN, and a moment of reading and dropping, as after a refused handshake. */
-static void http_close(struct gw_conn *c)
-{
-    http_drop_backend(c);
-    if (c->client_eof) {
-        conn_close(c);
-        return;
-    }
-    (void)wolfSSL_shutdown(c->ssl); /* best effort; never waits */
-    linger(c);
-}
-
-/* The handshake is done: the client's identity, once, then the engine. */
-static void http_start(struct gw_conn *c)
-{
-    struct gw_http_names names;
-    char *ident = NULL;
-    size_t ident_len = 0;
-    c->pi = malloc(sizeof(*c->pi));
-    if (c->pi == NULL) {
-        conn_fail(c, "error", "out_of_memory");
-        return;
-    }
-    gw_tls_peer_info(c->ssl, c->pi);
-    gw_http_names_resolve(c->l->cfg, &names);
-    int rc = gw_http_identity_from_tls(c->ssl, c->cfd, c->l->cfg->auth != GW_AUTH_ONE_WAY, c->pi, &names, &ident,
-                                       &ident_len);
-    if (rc == 0)
-        rc = gw_http_new(c->l->cfg, ident, ident_len, &c->http);
-    free(ident);
-    if (rc != 0) {
-        gw_log(LOG_ERR, "listener %s: cannot set up HTTP for %s: %s", c->l->cfg->name, c->peer, gw_http_strerror(rc));
-        conn_fail(c, "error", rc == GW_HTTP_E_NOMEM ? "out_of_memory" : "identity_headers");
-        return;
-    }
-    c->state = CS_PROXY;
-    c->idle_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
-    (void)pump_http(c);
-}
-
-/* The backend is connected (enter_proxy): what the engine queued meanwhile goes out. */
-static void http_backend_up(struct gw_conn *c)
-{
-    c->state = CS_PROXY;
-    gw_http_backend_up(c->http);
-    (void)pump_http(c);
-}
-
-/* No backend could be reached (backend_start, through conn_fail). */
-static void http_unreachable(struct gw_conn *c, const char *reason)
-{
-    http_drop_backend(c);
-    c->state = CS_PROXY;
-    gw_http_backend_failed(c->http, c->w->now_ms, reason);
-    (void)pump_http(c);
-}
-
-static void http_sweep(struct gw_conn *c)
-{
-    uint64_t now = c->w->now_ms;
-    if (gw_http_timeout(c->http, now)) {
-        const struct gw_backend_cfg *b = &c->l->cfg->backends[c->backend_idx];
-        gw_log(LOG_WARNING, "listener %s: backend %s: no response head within %u ms, answered 504",
-               c->l->cfg->name, b->addr.text, c->l->cfg->backend_timeout_ms);
-        http_drop_backend(c);
-        (void)pump_http(c);
-        return;
-    }
-    if (c->idle_ms <= now) {
-        conn_fail(c, "ok", "idle_timeout");
-        return;
-    }
-    uint64_t d = gw_http_deadline(c->http);
-    c->deadline_ms = d < c->idle_ms ? d : c->idle_ms;
-}
-
-static int update_interest_http(struct gw_conn *c)
-{
-    size_t cap = 0, len = 0;
-    uint32_t cw = 0, bw = 0;
-    if ((!c->client_eof && gw_http_req_space(c->http, &cap) != NULL && cap > 0) || c->c_write_wants_read)
-        cw |= EPOLLIN | EPOLLRDHUP;
-    if (c->c_read_wants_write || c->c_write_wants_write)
-        cw |= EPOLLOUT;
-    if (c->bfd >= 0) {
-        if (!c->backend_eof && gw_http_resp_space(c->http, &cap) != NULL && cap > 0)
-            bw |= EPOLLIN | EPOLLRDHUP;
-        (void)gw_http_tob_peek(c->http, &len);
-        if (len > 0)
-            bw |= EPOLLOUT;
-    }
-    if (ep_set(c->w, c->cfd, &c->ctag, &c->cev, cw) != 0 ||
-        (c->bfd >= 0 && ep_set(c->w, c->bfd, &c->btag, &c->bev, bw) != 0)) {
-        conn_fail(c, "error", "epoll");
-        return -1;
-    }
-    return 0;
-}
-
-/* pump() for https: client -> engine -> backend and back, as far as every side allows. Returns -1
- * when the connection was closed. */
-static int pump_http(struct gw_conn *c)
-{
-    struct gw_http *h = c->http;
-    int progress, moved = 0;
-    do {
-        uint64_t now = c->w->now_ms;
-        size_t cap = 0, len = 0;
-        progress = 0;
-        /* client -> engine */
-        unsigned char *in = c->client_eof || c->c_write_wants_read ? NULL : gw_http_req_space(h, &cap);
-        if (in != NULL && cap > 0) {
-            c->c_read_wants_write = 0;
-            int n = wolfSSL_read(c->ssl, in, cap > INT_MAX ? INT_MAX : (int)cap);
-            if (n > 0) {
-                c->bytes_in += (uint64_t)n;
-                gw_http_req_commit(h, (size_t)n, now);
-                progress = 1;
-            } else {
-                int e = wolfSSL_get_error(c->ssl, n);
-                if (e == WOLFSSL_ERROR_WANT_READ) {
-                    /* wait for the socket */
-                } else if (e == WOLFSSL_ERROR_WANT_WRITE) {
-                    c->c_read_wants_write = 1;
-                } else if (e == WOLFSSL_ERROR_ZERO_RETURN || e == SOCKET_PEER_CLOSED_E || e == WOLFSSL_ERROR_SYSCALL) {
-                    c->client_eof = 1;
-                    gw_http_req_eof(h, now);
-                    progress = 1;
-                } else {
-                    conn_fail(c, "error", "tls_read_failed");
-                    return -1;
-                }
-            }
-        }
-        /* engine -> backend */
-        const unsigned char *out = c->state == CS_PROXY && c->bfd >= 0 ? gw_http_tob_peek(h, &len) : NULL;
-        if (out != NULL && len > 0) {
-            ssize_t n = send(c->bfd, out, len, MSG_NOSIGNAL);
-            if (n > 0) {
-                gw_http_tob_consume(h, (size_t)n, now);
-                progress = 1;
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                gw_http_resp_eof(h, now, "backend_write_failed");
-                http_drop_backend(c);
-                progress = 1;
-            }
-        }
-        /* backend -> engine */
-        in = c->state == CS_PROXY && c->bfd >= 0 && !c->backend_eof ? gw_http_resp_space(h, &cap) : NULL;
-        if (in != NULL && cap > 0) {
-            ssize_t n = recv(c->bfd, in, cap, 0);
-            if (n > 0) {
-                gw_http_resp_commit(h, (size_t)n, now);
-                progress = 1;
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                gw_http_resp_eof(h, now, n == 0 ? NULL : "backend_reset");
-                http_drop_backend(c);
-                progress = 1;
-            }
-        }
-        if (c->bfd >= 0 && gw_http_backend_unwanted(h))
-            http_drop_backend(c);
-        /* engine -> client */
-        out = gw_http_toc_peek(h, &len);
-        if (len > 0) {
-            uint32_t wlen = c->pending_write ? c->pending_write : (uint32_t)(len > GW_BUF_SIZE ? GW_BUF_SIZE : len);
-            c->c_write_wants_read = 0;
-            c->c_write_wants_write = 0;
-            int n = wolfSSL_write(c->ssl, out, (int)wlen);
-            if (n > 0) {
-                c->pending_write = 0;
-                c->bytes_out += (uint64_t)n;
-                gw_http_toc_consume(h, (size_t)n);
-                progress = 1;
-            } else {
-                int e = wolfSSL_get_error(c->ssl, n);
-                if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ) {
-                    /* wolfSSL keeps the record; the retry must offer the same bytes. */
-                    c->pending_write = wlen;
-                    if (e == WOLFSSL_ERROR_WANT_WRITE)
-                        c->c_write_wants_write = 1;
-                    else
-                        c->c_write_wants_read = 1;
-                } else {
-                    conn_fail(c, c->client_eof ? "ok" : "error", c->client_eof ? NULL : "tls_write_failed");
-                    return -1;
-                }
-            }
-        }
-        log_requests(c);
-        if (gw_http_finished(h)) {
-            if (c->result == NULL)
-                c->result = "ok";
-            http_close(c);
-            return -1;
-        }
-        moved |= progress;
-    } while (progress);
-    if (moved)
-        c->idle_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
-    uint64_t d = gw_http_deadline(h);
-    c->deadline_ms = d < c->idle_ms ? d : c->idle_ms;
-    if (gw_http_wants_backend(h) && c->bfd < 0 && c->state == CS_PROXY) {
-        /* A request head is complete: a backend now, so that a 502 can still answer it. */
-        (void)backend_start(c);
-        return c->closed ? -1 : 0;
-    }
-    return update_interest_http(c);
 }
 
 /* ---- policy changes ---- */
@@ -1063,7 +769,7 @@ unsigned gw_conn_policy_recheck(struct gw_worker *w)
                c->peer, pol_reason_name(r), (unsigned long long)c->tls.verdict.generation);
         c->result = "policy_closed";
         c->reason = pol_reason_name(r);
-        conn_close(c);
+        gw_conn_close(c);
         closed++;
     }
     return closed;
