@@ -10,5 +10,6 @@ int gw_cmd_revoke(int argc, char **argv);       /* hsmgate revoke [--lift] --sto
 int gw_cmd_revocations(int argc, char **argv);  /* hsmgate revocations --store FILE [--json] */
 int gw_cmd_allow(int argc, char **argv);        /* hsmgate allow add|rm|ls --store FILE ... */
 int gw_cmd_crl(int argc, char **argv);          /* hsmgate crl import|ls --store FILE ... */
+int gw_cmd_verify(int argc, char **argv);       /* hsmgate verify -c FILE --listener NAME [--at T] [--json] CERT [CHAIN] */
 
 #endif

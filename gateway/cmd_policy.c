@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "gateway/cmd.h"
+#include "gateway/config.h"
 #include "policies/pol.h"
 
 #define CRL_FILE_MAX (512u << 20)     /* a CRL of a few million entries */
@@ -125,11 +126,28 @@ static int parse(struct pargs *a, int argc, char **argv, unsigned allowed, int p
         perr(a, "which file?");
         return -1;
     }
-    if (a->config != NULL && a->store == NULL) {
-        /* The configuration file has no policy store setting yet (gateway/config.h). */
-        perr(a, "-c: %s names no policy store (not supported by this version's configuration); give --store FILE",
-             a->config);
+    if (a->config != NULL && a->store != NULL) {
+        perr(a, "give either -c FILE (its policy_store) or --store FILE");
         return -1;
+    }
+    if (a->config != NULL) {
+        /* The store the gateway of that configuration uses. */
+        static char store[4096];
+        char err[1024];
+        struct gw_config *cfg = NULL;
+        if (gw_config_load(a->config, &cfg, err, sizeof(err)) != 0) {
+            perr(a, "%s", err);
+            return -1;
+        }
+        int ok = cfg->policy_store != NULL && strlen(cfg->policy_store) < sizeof(store);
+        if (ok)
+            snprintf(store, sizeof(store), "%s", cfg->policy_store);
+        gw_config_free(cfg);
+        if (!ok) {
+            perr(a, "-c: %s names no policy_store; give --store FILE", a->config);
+            return -1;
+        }
+        a->store = store;
     }
     if (a->store == NULL) {
         perr(a, "--store FILE is required");
@@ -219,7 +237,8 @@ static void usage_revoke(FILE *f)
                "             privilegeWithdrawn, aACompromise\n"
                "  --time     when it was revoked: 2026-01-31T12:00:00Z or -2h (default now)\n"
                "  --lift     lifts a certificateHold (only a hold can be lifted)\n"
-               "  --actor    who does this, for the change log (default cli:<login>)\n");
+               "  --actor    who does this, for the change log (default cli:<login>)\n"
+               "  -c CONFIG  instead of --store: the policy_store of that gateway configuration\n");
 }
 
 int gw_cmd_revoke(int argc, char **argv)
@@ -383,6 +402,7 @@ static void usage_allow(FILE *f)
                "                         --serial HEX [...]\n"
                "       hsmgate allow rm --store FILE (--id N | --list NAME --match TYPE --value V) [--actor NAME]\n"
                "       hsmgate allow ls --store FILE [--list NAME] [--json]\n"
+               "  (-c CONFIG instead of --store FILE: that configuration's policy_store)\n"
                "  TYPE: fingerprint (SHA-256 of the certificate, hex), spki (SHA-256 of its public key, hex),\n"
                "        subject (exact RFC 4514 DN, as in the access log), cn, san-dns, san-uri, san-email,\n"
                "        issuer-serial; with --cert the value is taken from the certificate.\n"
@@ -605,6 +625,7 @@ static void usage_crl(FILE *f)
 {
     fprintf(f, "usage: hsmgate crl import --store FILE --ca CA.pem CRL.(pem|der) [--actor NAME] [--comment TEXT]\n"
                "       hsmgate crl ls --store FILE [--json]\n"
+               "  (every command: -c CONFIG instead of --store FILE takes that configuration's policy_store)\n"
                "  import: accepts a CRL of another CA only if its signature verifies with CA.pem, its CRL Number\n"
                "  is higher than the stored one's and it has no unknown critical extension (RFC 5280 5.2, 5.3);\n"
                "  its revocations replace those of that CA's previous CRL.\n");

@@ -458,10 +458,11 @@ static int parse_listener_values(struct gw_cfg_ctx *c, const char *where, struct
         if (l->ciphers == NULL)
             return -1;
     }
-    if (s[LK_VERIFY_DEPTH].val != NULL &&
-        gw_cfg_get_uint(c, where, "verify_depth", s[LK_VERIFY_DEPTH].val, 1, 16,
-                        &l->verify_depth) < 0)
-        return -1;
+    if (s[LK_VERIFY_DEPTH].val != NULL) {
+        if (gw_cfg_get_uint(c, where, "verify_depth", s[LK_VERIFY_DEPTH].val, 1, 16, &l->verify_depth) < 0)
+            return -1;
+        l->verify_depth_set = 1;
+    }
     if (s[LK_HANDSHAKE_TIMEOUT].val != NULL &&
         gw_cfg_get_duration(c, where, "handshake_timeout", s[LK_HANDSHAKE_TIMEOUT].val,
                             &l->handshake_timeout_ms) < 0)

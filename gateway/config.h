@@ -89,6 +89,7 @@ struct gw_listener_cfg {
     enum gw_tls_version max_tls;  /* default 1.3 */
     char *ciphers;              /* TLS 1.2 cipher list (wolfSSL syntax); NULL: the built-in secure default */
     unsigned verify_depth;      /* max client chain depth; default 4 */
+    int verify_depth_set;       /* written in the file (a listener with a policy takes the policy's) */
     unsigned handshake_timeout_ms;  /* default 10000 */
     unsigned idle_timeout_ms;       /* default 300000 */
     unsigned connect_timeout_ms;    /* default 5000 */

@@ -148,22 +148,26 @@ static int parse_stale(struct gw_cfg_ctx *c, const char *where, const yaml_node_
         *out = 0;
         return 0;
     }
+    /* N followed by d, h, m or s; counted in seconds (a day in milliseconds would overflow soon). */
     size_t len = strlen(v);
-    unsigned long num = 0;
-    if (len >= 2 && v[len - 1] == 'd') {
-        char buf[16];
-        if (len - 1 < sizeof(buf)) {
-            memcpy(buf, v, len - 1);
-            buf[len - 1] = '\0';
-            if (gw_cfg_parse_uint(buf, GRACE_MAX_S / 86400u, &num) == 0 && num > 0) {
-                *out = (unsigned)num * 86400u;
-                return 0;
-            }
+    unsigned long num = 0, unit = 0;
+    if (len >= 2 && len < 16) {
+        switch (v[len - 1]) {
+        case 'd': unit = 86400; break;
+        case 'h': unit = 3600; break;
+        case 'm': unit = 60; break;
+        case 's': unit = 1; break;
+        default: break;
         }
-    } else {
-        unsigned ms;
-        if (gw_duration_parse(v, &ms) == 0 && ms >= 1000) {
-            *out = ms / 1000u;
+    }
+    if (len > 0 && len < 16 && strspn(v, "0123456789") == len)
+        unit = 1, len++; /* a bare number of seconds, as for every duration */
+    if (unit != 0) {
+        char buf[16];
+        memcpy(buf, v, len - 1);
+        buf[len - 1] = '\0';
+        if (gw_cfg_parse_uint(buf, GRACE_MAX_S / unit, &num) == 0 && num > 0) {
+            *out = (unsigned)(num * unit);
             return 0;
         }
     }
@@ -185,8 +189,11 @@ static int parse_policy(struct gw_cfg_ctx *c, const yaml_node_t *k, const yaml_n
     p->line = gw_cfg_node_line(k);
     p->required_eku = POL_EKU_CLIENT_AUTH;
     p->max_chain_depth = 4;
-    if (k->type != YAML_SCALAR_NODE || gw_cfg_has_control(k) ||
-        !policy_name_ok((const char *)k->data.scalar.value)) {
+    if (k->type != YAML_SCALAR_NODE) {
+        gw_cfg_fail(c, p->line, "policies: a policy name is a string, not %s", gw_cfg_node_kind(k));
+        return -1;
+    }
+    if (gw_cfg_has_control(k) || !policy_name_ok((const char *)k->data.scalar.value)) {
         gw_cfg_fail(c, p->line, "policies: a policy name is 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-', not %s",
                     gw_cfg_quote_node(&q, k));
         return -1;
@@ -308,8 +315,7 @@ int gw_cfg_link_policies(struct gw_cfg_ctx *c)
                         where, l->policy);
             return -1;
         }
-        if (l->verify_depth != 4) {
-            /* verify_depth's default is 4; any other value was written, and the policy has its own. */
+        if (l->verify_depth_set) {
             gw_cfg_fail(c, l->policy_line, "%sverify_depth comes from policy \"%s\" (max_chain_depth)", where,
                         l->policy);
             return -1;

@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  revocations ...  list revocations (hsmgate revocations --help)\n"
             "  allow ...        allowlist entries: add, rm, ls (hsmgate allow --help)\n"
             "  crl ...          import CRLs of other CAs, list them (hsmgate crl --help)\n"
+            "  verify ...       would a listener admit this client certificate? offline (hsmgate verify --help)\n"
             "  version          print the version\n");
 }
 
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
         return gw_cmd_allow(argc - 1, argv + 1);
     if (strcmp(cmd, "crl") == 0)
         return gw_cmd_crl(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return gw_cmd_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("hsmgate %s\n", HSMGATE_VERSION);
         return 0;

@@ -131,7 +131,7 @@ static int pk_rsa_pss_sign(WOLFSSL *ssl, const unsigned char *in, unsigned int i
 
 /* ---- client certificate verification ---- */
 
-static const char *x509_reason(int err)
+const char *gw_tls_x509_reason(int err)
 {
     switch (err) {
     case X509_V_ERR_CERT_HAS_EXPIRED: return "certificate_expired";
@@ -145,7 +145,9 @@ static const char *x509_reason(int err)
     case X509_V_ERR_INVALID_PURPOSE: return "not_for_client_auth";
     case X509_V_ERR_INVALID_CA: return "invalid_ca";
     case X509_V_ERR_PATH_LENGTH_EXCEEDED: return "path_length_exceeded";
-    case EXTKEYUSE_AUTH_E: return "not_for_client_auth"; /* wolfSSL's own EKU check, passed through as is */
+    /* wolfSSL passes errors it has no X509_V_ERR for through as they are (GetX509Error). */
+    case EXTKEYUSE_AUTH_E: return "not_for_client_auth"; /* its own EKU check */
+    case ASN_NAME_INVALID_E: return "name_constraint_violation";
     default: return "certificate_invalid";
     }
 }
@@ -219,7 +221,7 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     if (!preverify) {
         int err = wolfSSL_X509_STORE_CTX_get_error(store);
         if (ssl != NULL)
-            note_reason(ssl, x509_reason(err));
+            note_reason(ssl, gw_tls_x509_reason(err));
         return 0;
     }
     if (depth != 0)

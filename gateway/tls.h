@@ -69,6 +69,10 @@ struct gw_peer_info {
 };
 void gw_tls_peer_info(void *ssl, struct gw_peer_info *out);
 
+/* The short reason for an X509_V_ERR_* (or a wolfSSL error passed through as one) of a client
+ * chain: "certificate_expired", "unknown_ca", "name_constraint_violation", ... */
+const char *gw_tls_x509_reason(int err);
+
 /* Maps a failed handshake (err: wolfSSL_get_error of the failing call) to a short reason for logs and metrics
  * ("no_client_certificate", "certificate_expired", "unknown_ca", "hsm_sign_failed", ...). */
 const char *gw_tls_handshake_reason(void *ssl, int err, const struct gw_tls_state *st);

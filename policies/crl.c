@@ -132,6 +132,8 @@ static int crl_extensions(struct pol_crl *crl, const struct pol_tlv *wrapped, ch
             return pol_errf(err, errlen, POL_E_DER, "malformed CRL extension");
         if (POL_OID_IS(&oid, OID_CRL_NUMBER)) {
             struct pol_der v = pol_der_in(&value);
+            if (critical)
+                return pol_errf(err, errlen, POL_E_CRL_CRITICAL, "cRLNumber marked critical (RFC 5280 5.2.3: it is non-critical)");
             if (seen_number++ || pol_der_expect(&v, POL_TAG_INTEGER, &n) != 0 || v.len != 0 ||
                 pol_der_uint(&n, CRL_NUMBER_MAX + 1) != 0 || (n.v[0] & 0x80) ||
                 (n.len == CRL_NUMBER_MAX + 1 && n.v[0] != 0))
@@ -300,6 +302,12 @@ int pol_crl_decode(uint8_t *der, size_t len, struct pol_crl **out, char *err, si
             goto out;
         }
         POL_TRY(crl_extensions(crl, &t, err, errlen));
+    }
+    /* 5.2.3: conforming CRL issuers MUST include the CRL number; without it a rollback to an older
+     * CRL cannot be told from a new one. A v1 CRL cannot carry it and is ordered by thisUpdate. */
+    if (v2 && crl->number == NULL) {
+        rc = pol_errf(err, errlen, POL_E_DER, "a v2 CRL without cRLNumber (RFC 5280 5.2.3 requires it)");
+        goto out;
     }
     if (b.len != 0) {
         rc = pol_errf(err, errlen, POL_E_DER, "unexpected data at the end of TBSCertList");

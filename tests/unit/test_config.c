@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "gateway/config.h"
+#include "policies/pol.h"
 
 #define NAME "/etc/hsmgate/hsmgate.yaml"
 
@@ -1448,6 +1449,305 @@ static void test_mutations(void **state)
     }
 }
 
+/* ---- policies: (gateway/config_policy.c) ---- */
+
+/* Two policies, every key set in the first, and three listeners: two with a policy, one without. */
+static const char policies_example[] =
+    "policy_store: /var/lib/hsmgate/policy.db\n"                                              /* 1 */
+    "policies:\n"                                                                             /* 2 */
+    "  partners:\n"                                                                           /* 3 */
+    "    client_ca: [partners-ca.pem, {file: /etc/other-ca.pem, crl: required},\n"            /* 4 */
+    "                {file: third.pem, crl: optional}]\n"                                     /* 5 */
+    "    require_allowlist: true\n"                                                           /* 6 */
+    "    allowlist: partner-list.v2\n"                                                        /* 7 */
+    "    revocation: soft-fail\n"                                                             /* 8 */
+    "    stale_crl: 6h\n"                                                                     /* 9 */
+    "    required_eku: [clientAuth, serverAuth, codeSigning, emailProtection, timeStamping, OCSPSigning]\n" /* 10 */
+    "    max_chain_depth: 7\n"                                                                /* 11 */
+    "  internal_2:\n"                                                                         /* 12 */
+    "    client_ca:\n"                                                                        /* 13 */
+    "      - file: internal-ca.pem\n"                                                         /* 14 */
+    "        crl: required\n"                                                                 /* 15 */
+    "    revocation: hard-fail\n"                                                             /* 16 */
+    "    stale_crl: 2d\n"                                                                     /* 17 */
+    "    required_eku: []\n"                                                                  /* 18 */
+    "    max_chain_depth: 16\n"                                                               /* 19 */
+    "listeners:\n"                                                                            /* 20 */
+    "  - name: api\n"                                                                         /* 21 */
+    "    bind: 0.0.0.0:9444\n"                                                                /* 22 */
+    "    auth: two-way\n"                                                                     /* 23 */
+    "    certificate: /etc/c.pem\n"                                                           /* 24 */
+    "    key: \"pkcs11:token=t;object=k\"\n"                                                  /* 25 */
+    "    backends: [127.0.0.1:7000]\n"                                                        /* 26 */
+    "    policy: partners\n"                                                                  /* 27 */
+    "  - name: internal\n"                                                                    /* 28 */
+    "    bind: 0.0.0.0:9445\n"                                                                /* 29 */
+    "    auth: optional\n"                                                                    /* 30 */
+    "    certificate: /etc/c.pem\n"                                                           /* 31 */
+    "    key: \"pkcs11:token=t;object=k\"\n"                                                  /* 32 */
+    "    backends: [127.0.0.1:7001]\n"                                                        /* 33 */
+    "    policy: internal_2\n"                                                                /* 34 */
+    "  - name: legacy\n"                                                                      /* 35 */
+    "    bind: 0.0.0.0:9446\n"                                                                /* 36 */
+    "    auth: two-way\n"                                                                     /* 37 */
+    "    certificate: /etc/c.pem\n"                                                           /* 38 */
+    "    key: \"pkcs11:token=t;object=k\"\n"                                                  /* 39 */
+    "    client_ca: /etc/legacy-ca.pem\n"                                                     /* 40 */
+    "    verify_depth: 2\n"                                                                   /* 41 */
+    "    backends: [127.0.0.1:7002]\n";                                                       /* 42 */
+
+static void test_policies_full(void **state)
+{
+    struct gw_config *cfg = parse_ok(policies_example);
+    const struct gw_policy_cfg *p;
+    const struct gw_listener_cfg *l;
+    (void)state;
+
+    assert_string_equal(cfg->policy_store, "/var/lib/hsmgate/policy.db");
+    assert_int_equal(cfg->policy_store_line, 1);
+    assert_int_equal(cfg->npolicies, 2);
+
+    p = &cfg->policies[0];
+    assert_string_equal(p->name, "partners");
+    assert_int_equal(p->line, 3);
+    assert_int_equal(p->ncas, 3);
+    assert_string_equal(p->cas[0].file, "/etc/hsmgate/partners-ca.pem");   /* relative to the file */
+    assert_int_equal(p->cas[0].crl_required, 0);
+    assert_int_equal(p->cas[0].line, 4);
+    assert_string_equal(p->cas[1].file, "/etc/other-ca.pem");
+    assert_int_equal(p->cas[1].crl_required, 1);
+    assert_int_equal(p->cas[1].line, 4);
+    assert_string_equal(p->cas[2].file, "/etc/hsmgate/third.pem");
+    assert_int_equal(p->cas[2].crl_required, 0);
+    assert_int_equal(p->cas[2].line, 5);
+    assert_int_equal(p->require_allowlist, 1);
+    assert_string_equal(p->allowlist, "partner-list.v2");
+    assert_int_equal(p->soft_fail, 1);
+    assert_int_equal(p->crl_grace_s, 6 * 3600);
+    assert_int_equal(p->required_eku, POL_EKU_CLIENT_AUTH | POL_EKU_SERVER_AUTH | POL_EKU_CODE_SIGNING |
+                                      POL_EKU_EMAIL | POL_EKU_TIME_STAMPING | POL_EKU_OCSP_SIGNING);
+    assert_int_equal(p->max_chain_depth, 7);
+
+    p = &cfg->policies[1];
+    assert_string_equal(p->name, "internal_2");
+    assert_int_equal(p->line, 12);
+    assert_int_equal(p->ncas, 1);
+    assert_string_equal(p->cas[0].file, "/etc/hsmgate/internal-ca.pem");
+    assert_int_equal(p->cas[0].crl_required, 1);
+    assert_int_equal(p->cas[0].line, 14);
+    assert_int_equal(p->require_allowlist, 0);
+    assert_string_equal(p->allowlist, "internal_2");
+    assert_int_equal(p->soft_fail, 0);
+    assert_int_equal(p->crl_grace_s, 2 * 86400);
+    assert_int_equal(p->required_eku, 0);
+    assert_int_equal(p->max_chain_depth, 16);
+
+    /* A listener with a policy takes its chain depth from it. */
+    l = &cfg->listeners[0];
+    assert_string_equal(l->policy, "partners");
+    assert_int_equal(l->policy_line, 27);
+    assert_int_equal(l->policy_idx, 0);
+    assert_null(l->client_ca);
+    assert_int_equal(l->verify_depth, 7);
+    l = &cfg->listeners[1];
+    assert_string_equal(l->policy, "internal_2");
+    assert_int_equal(l->policy_line, 34);
+    assert_int_equal(l->policy_idx, 1);
+    assert_int_equal(l->auth, GW_AUTH_OPTIONAL);
+    assert_int_equal(l->verify_depth, 16);
+    /* One without keeps its own client_ca and verify_depth. */
+    l = &cfg->listeners[2];
+    assert_null(l->policy);
+    assert_int_equal(l->policy_idx, -1);
+    assert_string_equal(l->client_ca, "/etc/legacy-ca.pem");
+    assert_int_equal(l->verify_depth, 2);
+    gw_config_free(cfg);
+}
+
+static void test_policies_defaults(void **state)
+{
+    static const struct {
+        const char *text;
+        unsigned s;
+    } grace[] = { {"1s", 1}, {"90s", 90}, {"30m", 1800}, {"1d", 86400}, {"90d", 90u * 86400u}, {"3600", 3600},
+                  {"1440h", 60u * 86400u}, {"2160h", 90u * 86400u} };
+    struct gw_config *cfg;
+    const struct gw_policy_cfg *p;
+    (void)state;
+
+    /* No policies: section at all. */
+    cfg = parse_ok(L_HEAD);
+    assert_null(cfg->policy_store);
+    assert_int_equal(cfg->npolicies, 0);
+    assert_null(cfg->policies);
+    assert_null(cfg->listeners[0].policy);
+    assert_int_equal(cfg->listeners[0].policy_idx, -1);
+    gw_config_free(cfg);
+
+    /* client_ca alone: hard-fail, fail-closed, clientAuth, depth 4, allowlist named after the policy
+     * (and not required), no policy_store needed. A single file needs no list. */
+    cfg = parse_ok("policies:\n  p:\n    client_ca: ca.pem\n" L_HEAD "    auth: two-way\n    policy: p\n");
+    assert_null(cfg->policy_store);
+    assert_int_equal(cfg->npolicies, 1);
+    p = &cfg->policies[0];
+    assert_string_equal(p->name, "p");
+    assert_int_equal(p->line, 2);
+    assert_int_equal(p->ncas, 1);
+    assert_string_equal(p->cas[0].file, "/etc/hsmgate/ca.pem");
+    assert_int_equal(p->cas[0].crl_required, 0);
+    assert_int_equal(p->cas[0].line, 3);
+    assert_int_equal(p->require_allowlist, 0);
+    assert_string_equal(p->allowlist, "p");
+    assert_int_equal(p->soft_fail, 0);
+    assert_int_equal(p->crl_grace_s, 0);
+    assert_int_equal(p->required_eku, POL_EKU_CLIENT_AUTH);
+    assert_int_equal(p->max_chain_depth, 4);
+    assert_int_equal(cfg->listeners[0].policy_idx, 0);
+    assert_int_equal(cfg->listeners[0].verify_depth, 4);
+    gw_config_free(cfg);
+
+    /* The defaults spelt out, a single {file} mapping, require_allowlist without allowlist (the
+     * policy's name), and a policy no listener uses. */
+    cfg = parse_ok("policy_store: store.db\n"
+                   "policies:\n"
+                   "  p.1:\n"
+                   "    client_ca: {file: ca.pem}\n"
+                   "    require_allowlist: true\n"
+                   "    revocation: hard-fail\n"
+                   "    stale_crl: fail-closed\n"
+                   "    required_eku: [clientAuth]\n"
+                   "    max_chain_depth: 4\n"
+                   "  unused:\n"
+                   "    client_ca: [other.pem]\n"
+                   "    require_allowlist: false\n" L_HEAD);
+    assert_string_equal(cfg->policy_store, "/etc/hsmgate/store.db");
+    p = &cfg->policies[0];
+    assert_int_equal(p->ncas, 1);
+    assert_string_equal(p->cas[0].file, "/etc/hsmgate/ca.pem");
+    assert_int_equal(p->cas[0].line, 4);
+    assert_int_equal(p->require_allowlist, 1);
+    assert_string_equal(p->allowlist, "p.1");
+    assert_int_equal(p->soft_fail, 0);
+    assert_int_equal(p->crl_grace_s, 0);
+    assert_int_equal(p->required_eku, POL_EKU_CLIENT_AUTH);
+    assert_int_equal(p->max_chain_depth, 4);
+    assert_int_equal(cfg->policies[1].require_allowlist, 0);
+    assert_string_equal(cfg->policies[1].allowlist, "unused");
+    gw_config_free(cfg);
+
+    cfg = parse_ok("policies: {}\n" L_HEAD);
+    assert_int_equal(cfg->npolicies, 0);
+    gw_config_free(cfg);
+
+    /* Grace periods: a second to 90 days. */
+    for (size_t i = 0; i < sizeof(grace) / sizeof(grace[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), "policies:\n  p:\n    client_ca: ca.pem\n    stale_crl: \"%s\"\n" L_HEAD,
+                 grace[i].text);
+        cfg = parse_ok(yaml);
+        assert_int_equal(cfg->policies[0].crl_grace_s, grace[i].s);
+        gw_config_free(cfg);
+    }
+}
+
+/* A valid policy on lines 1-3; negative tests add to it from line 4 (then L_HEAD follows). */
+#define P_HEAD "policies:\n  p:\n    client_ca: ca.pem\n"
+
+static void test_err_policies(void **state)
+{
+    static const char *const bad_grace[] = { "soon", "0d", "91d", "500ms", "0s", "-1d", "d", "1.5d", "fail-open", "2161h",
+                                             "129601m", "99999999999999d" };
+    (void)state;
+
+    /* Unknown and duplicate keys, in a policy and in a client_ca item. */
+    expect_err(P_HEAD "    client_cas: [x.pem]\n" L_HEAD, 4,
+               "policy \"p\": unknown key \"client_cas\" (valid: client_ca, require_allowlist, allowlist, "
+               "revocation, stale_crl, required_eku, max_chain_depth)");
+    expect_err("policies:\n  p:\n    client_ca: [{file: a.pem, crl: required, ocsp: yes}]\n" L_HEAD, 3,
+               "policy \"p\": unknown key \"ocsp\" (valid: file, crl)");
+    expect_err(P_HEAD "    revocation: hard-fail\n    revocation: soft-fail\n" L_HEAD, 5,
+               "policy \"p\": duplicate key \"revocation\" (first at line 4)");
+
+    /* A listener naming a policy that is not there. */
+    expect_err(P_HEAD L_HEAD "    auth: two-way\n    policy: partner\n", 11,
+               "listener \"payments\": no policy named \"partner\" under policies");
+    expect_err(L_HEAD "    auth: two-way\n    policy: p\n", 8, "listener \"payments\": no policy named \"p\" under policies");
+    expect_err(P_HEAD L_HEAD "    auth: two-way\n    policy: [p]\n", 11,
+               "listener \"payments\": policy must be a string, not a sequence");
+    /* A policy on a one-way listener (said, or by default). */
+    expect_err(P_HEAD L_HEAD "    auth: one-way\n    policy: p\n", 11,
+               "listener \"payments\": a policy decides on client certificates, and auth one-way asks for none "
+               "(use two-way or optional)");
+    expect_err(P_HEAD L_HEAD "    policy: p\n", 10, "listener \"payments\": a policy decides on client certificates");
+    /* client_ca and verify_depth come from the policy. */
+    expect_err(P_HEAD L_HEAD "    auth: two-way\n    client_ca: /etc/ca.pem\n    policy: p\n", 11,
+               "listener \"payments\": client_ca comes from policy \"p\" and cannot be set here too");
+    expect_err(P_HEAD L_HEAD "    auth: two-way\n    policy: p\n    verify_depth: 5\n", 11,
+               "listener \"payments\": verify_depth comes from policy \"p\" (max_chain_depth)");
+    /* written, even with the default's value: it would be overridden without a word */
+    expect_err(P_HEAD L_HEAD "    auth: two-way\n    policy: p\n    verify_depth: 4\n", 11,
+               "listener \"payments\": verify_depth comes from policy \"p\" (max_chain_depth)");
+    /* a policy name that is not a string is named by its kind (it used to be quoted as one: an over-read) */
+    expect_err("policies:\n  ? [a, b]\n  : {client_ca: ca.pem}\n" L_HEAD, 2,
+               "policies: a policy name is a string, not a sequence");
+
+    /* stale_crl: fail-closed, or 1s to 90d. */
+    for (size_t i = 0; i < sizeof(bad_grace) / sizeof(bad_grace[0]); i++) {
+        char yaml[512], needle[200];
+        snprintf(yaml, sizeof(yaml), P_HEAD "    stale_crl: \"%s\"\n" L_HEAD, bad_grace[i]);
+        snprintf(needle, sizeof(needle), "policy \"p\": stale_crl must be fail-closed or a grace period from 1s to "
+                 "90d (\"6h\", \"2d\"), not \"%s\"", bad_grace[i]);
+        expect_err(yaml, 4, needle);
+    }
+    expect_err(P_HEAD "    stale_crl: [6h]\n" L_HEAD, 4, "policy \"p\": stale_crl must be a string, not a sequence");
+    expect_err(P_HEAD "    revocation: none\n" L_HEAD, 4, "policy \"p\": revocation must be");
+
+    /* required_eku: a list of known names (case matters: RFC 5280's spelling). */
+    expect_err(P_HEAD "    required_eku: [clientAuth, anyExtendedKeyUsage]\n" L_HEAD, 4,
+               "policy \"p\": required_eku: unknown usage \"anyExtendedKeyUsage\" (clientAuth, serverAuth, "
+               "codeSigning, emailProtection, timeStamping, OCSPSigning)");
+    expect_err(P_HEAD "    required_eku:\n      - clientAuth\n      - clientauth\n" L_HEAD, 6,
+               "policy \"p\": required_eku: unknown usage \"clientauth\"");
+    expect_err(P_HEAD "    required_eku: clientAuth\n" L_HEAD, 4,
+               "policy \"p\": required_eku must be a list such as [clientAuth] ([] for none), not a scalar");
+
+    /* What needs a policy_store. */
+    expect_err(P_HEAD "    require_allowlist: true\n" L_HEAD, 2,
+               "policy \"p\": require_allowlist needs a policy_store to hold the allowlist");
+    expect_err("policies:\n  p:\n    client_ca:\n      - a.pem\n      - {file: b.pem, crl: required}\n" L_HEAD, 5,
+               "policy \"p\": crl: required needs a policy_store to hold the CRLs");
+    /* An allowlist that would never be consulted. */
+    expect_err("policy_store: /s.db\n" P_HEAD "    allowlist: partners\n" L_HEAD, 5,
+               "policy \"p\": allowlist is named but require_allowlist is not true: it would not be consulted");
+    expect_err("policy_store: /s.db\n" P_HEAD "    allowlist: partners\n    require_allowlist: false\n" L_HEAD, 5,
+               "policy \"p\": allowlist is named but require_allowlist is not true");
+    expect_err("policy_store: /s.db\n" P_HEAD "    require_allowlist: true\n    allowlist: \"bad name\"\n" L_HEAD, 6,
+               "policy \"p\": allowlist: a list name is 1 to 64 characters");
+    expect_err(P_HEAD "    require_allowlist: yes please\n" L_HEAD, 4, "policy \"p\": require_allowlist must be true or false");
+
+    /* Names, duplicates, shapes. */
+    expect_err(P_HEAD "  p:\n    client_ca: other.pem\n" L_HEAD, 4, "duplicate policy name \"p\" (first at line 2)");
+    expect_err("policies:\n  \"a b\":\n    client_ca: ca.pem\n" L_HEAD, 2,
+               "policies: a policy name is 1 to 64 characters from A-Z, a-z, 0-9, '_', '.', '-', not \"a b\"");
+    expect_err("policies:\n  p: ca.pem\n" L_HEAD, 2, "policy \"p\": must be a mapping, not a scalar");
+    expect_err("policies: [p]\n" L_HEAD, 1, "policies must be a mapping of policy names to policies, not a sequence");
+    expect_err("policies:\n  p:\n    revocation: soft-fail\n" L_HEAD, 2,
+               "policy \"p\": client_ca is required (the CAs whose client certificates it admits)");
+
+    /* client_ca: at least one file, each a name or {file, crl}. */
+    expect_err("policies:\n  p:\n    client_ca: []\n" L_HEAD, 3, "policy \"p\": client_ca must name at least one CA file");
+    expect_err("policies:\n  p:\n    client_ca: [{crl: required}]\n" L_HEAD, 3, "policy \"p\": client_ca: file is required");
+    expect_err("policies:\n  p:\n    client_ca: [[a.pem]]\n" L_HEAD, 3,
+               "policy \"p\": client_ca items are file names or {file, crl}, not a sequence");
+    expect_err("policies:\n  p:\n    client_ca: [{file: a.pem, crl: maybe}]\n" L_HEAD, 3, "policy \"p\": crl must be");
+
+    /* max_chain_depth: 1 to 16. */
+    expect_err(P_HEAD "    max_chain_depth: 0\n" L_HEAD, 4,
+               "policy \"p\": max_chain_depth must be a number from 1 to 16, not \"0\"");
+    expect_err(P_HEAD "    max_chain_depth: 17\n" L_HEAD, 4,
+               "policy \"p\": max_chain_depth must be a number from 1 to 16, not \"17\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1493,6 +1793,9 @@ int main(void)
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_policies_full),
+        cmocka_unit_test(test_policies_defaults),
+        cmocka_unit_test(test_err_policies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

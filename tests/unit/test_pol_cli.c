@@ -140,7 +140,9 @@ static void test_usage_errors(void **state)
         { 2, "takes no --reason", gw_cmd_revoke, { "revoke", "--lift", STORE, "--cert", "c.pem", "--reason", "keyCompromise" } },
         { 2, "unknown option", gw_cmd_revoke, { "revoke", STORE, "--frobnicate" } },
         { 2, "given twice", gw_cmd_revoke, { "revoke", STORE, STORE } },
-        { 2, "names no policy store", gw_cmd_revoke, { "revoke", "-c", "/etc/hsmgate.yaml", "--cert", "c.pem" } },
+        { 2, "cannot open", gw_cmd_revoke, { "revoke", "-c", (char *)P("missing.yaml"), "--cert", "c.pem" } },
+        { 2, "names no policy_store", gw_cmd_revoke, { "revoke", "-c", (char *)P("nostore.yaml"), "--cert", "c.pem" } },
+        { 2, "either -c FILE", gw_cmd_revoke, { "revoke", "-c", (char *)P("store.yaml"), STORE, "--cert", "c.pem" } },
         { 2, "does not apply", gw_cmd_revocations, { "revocations", STORE, "--cert", "c.pem" } },
         { 1, "No such file", gw_cmd_revocations, { "revocations", "--store", (char *)P("missing.db") } },
         { 1, "cannot open", gw_cmd_revoke, { "revoke", STORE, "--cert", (char *)P("missing.pem") } },
@@ -161,6 +163,16 @@ static void test_usage_errors(void **state)
         { 2, "unknown command", gw_cmd_crl, { "crl", "export", STORE } },
         { 1, "refused", gw_cmd_crl, { "crl", "import", STORE, "--ca", (char *)P("ca.pem"), (char *)P("ca.pem") } },
     };
+    static const char listener[] = "listeners:\n  - {name: a, bind: '127.0.0.1:1', certificate: c.pem, "
+                                   "key: 'pkcs11:object=k', backends: ['127.0.0.1:2']}\n";
+    FILE *f = fopen(P("nostore.yaml"), "w");
+    assert_non_null(f);
+    fputs(listener, f);
+    fclose(f);
+    f = fopen(P("store.yaml"), "w");
+    assert_non_null(f);
+    fprintf(f, "policy_store: cli-c.db\n%s", listener);
+    fclose(f);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char **a = cases[i].argv;
         int rc = run(cases[i].fn, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
@@ -172,6 +184,11 @@ static void test_usage_errors(void **state)
     assert_int_equal(run(gw_cmd_allow, "allow", "--help", NULL), 0);
     assert_int_equal(run(gw_cmd_crl, "crl", "--help", NULL), 0);
     assert_int_equal(run(gw_cmd_allow, "allow", NULL), 2);
+    /* -c FILE: the store its policy_store names (relative to the file's folder) */
+    assert_int_equal(run(gw_cmd_revoke, "revoke", "-c", P("store.yaml"), "--cert", P("client.pem"), NULL), 0);
+    assert_int_equal(access(P("cli-c.db"), F_OK), 0);
+    assert_int_equal(run(gw_cmd_revocations, "revocations", "-c", P("store.yaml"), NULL), 0);
+    assert_non_null(strstr(g_out, "8F1234"));
 }
 
 static void test_allow(void **state)

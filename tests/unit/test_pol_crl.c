@@ -218,8 +218,11 @@ static void test_crl_number_rollback(void **state)
     assert_non_null(strstr(err, "lower"));
     make_crl("ca", "07", ENTRY("4004", ""), NULL, 48, "c7b");      /* same number, other content */
     assert_int_equal(import("crl-c7b.pem", g_ca, g_ca_len, NULL, err, sizeof(err)), POL_E_CRL_ROLLBACK);
-    make_crl("ca", NULL, ENTRY("4004", ""), NULL, 48, "cnone");     /* no number at all */
-    assert_int_equal(import("crl-cnone.pem", g_ca, g_ca_len, NULL, err, sizeof(err)), POL_E_CRL_ROLLBACK);
+    make_crl("ca", NULL, ENTRY("4004", ""), NULL, 48, "cnone");     /* no number at all: refused as such */
+    assert_int_equal(import("crl-cnone.pem", g_ca, g_ca_len, NULL, err, sizeof(err)), POL_E_DER);
+    assert_non_null(strstr(err, "without cRLNumber"));
+    make_crl("ca", "08", ENTRY("4004", ""), "crlNumber = critical,ASN1:INTEGER:8", 48, "ccrit"); /* 5.2.3: non-critical */
+    assert_int_equal(import("crl-ccrit.pem", g_ca, g_ca_len, NULL, err, sizeof(err)), POL_E_CRL_CRITICAL);
     /* numbers compare as numbers, not as strings: 0x0100 > 0x07 */
     make_crl("ca", "0100", ENTRY("8F1234", ""), NULL, 48, "c256");
     assert_int_equal(import("crl-c256.pem", g_ca, g_ca_len, NULL, err, sizeof(err)), 0);
@@ -375,6 +378,13 @@ static int decode_with_entry_ext(const uint8_t *ext, size_t ext_len, int version
     n += sizeof(when);
     memcpy(tmp + n, list, nlist);
     n += nlist;
+    if (version) {
+        /* crlExtensions: cRLNumber 1, which a v2 CRL must have (RFC 5280 5.2.3) */
+        static const uint8_t number[] = { 0xa0, 0x0e, 0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x14,
+                                          0x04, 0x03, 0x02, 0x01, 0x01 };
+        memcpy(tmp + n, number, sizeof(number));
+        n += sizeof(number);
+    }
     size_t ntbs = tlv(tbs, 0x30, tmp, n);
     n = 0;
     memcpy(tmp, tbs, ntbs);
