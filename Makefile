@@ -51,7 +51,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 SHIM      := $(B)/tests/libp11shim.so
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%)
-BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod
+BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod $(B)/tests/pol_fill
 
 .PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench valgrind
 all: $(B)/hsmgate $(SHIM)
@@ -97,6 +97,9 @@ $(B)/tests/echod: tests/bench/echod.c
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
 
 $(B)/tests/hsm_bench: $(B)/obj/tests/bench/hsm_bench.o $(B)/libhsmgate.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
+$(B)/tests/pol_fill: $(B)/obj/tests/bench/pol_fill.o $(B)/libhsmgate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 unit: $(UNIT_BINS) $(SHIM)

@@ -2,11 +2,16 @@
 """Benchmark runner: hsmgate with its key in SoftHSM beside hsmgate with its key in a PEM file, same
 certificates, same load generator (tests/bench/loadgen.c, on OpenSSL), same machine, same run.
 
-  tests/bench/run.py [--quick] [--out build/bench]
+  tests/bench/run.py [--quick] [--out build/bench] [--only SCENARIO[,SCENARIO...]]
 
 Scenarios so far (the peers nginx/HAProxy/stunnel and the other scenarios join with the benchmarks issue):
   full_handshake  full two-way TLS 1.3 handshakes per second (ECDSA P-256 server key), and server CPU per handshake
   hsm_sign        P-256 signatures per second through the pkcs11 layer, 1 and 2 threads
+  policy          admission policies: full-handshake rate with 1,000,000 revoked serials in the store vs none;
+                  snapshot build + publish time and memory at 1,000,000; latency from a change's
+                  acknowledgement (`hsmgate revoke` returns) to its enforcement on the next handshake
+
+With --only, results go to results-SCENARIO.json / .md beside results.json (which a full run writes).
 
 Each figure is the median of several runs. Server CPU is utime+stime of the server process (all its
 threads, SoftHSM included: it runs in-process) from /proc, before and after the run.
@@ -17,7 +22,10 @@ import os
 import pathlib
 import platform
 import re
+import shutil
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -26,12 +34,16 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import conftest  # noqa: E402
 from conftest import Gateway, Pki, free_port, run  # noqa: E402  (shared PKI and process helpers)
 
 B = ROOT / "build" / "release"
 LOADGEN = B / "tests" / "loadgen"
 ECHOD = B / "tests" / "echod"
 HSM_BENCH = B / "tests" / "hsm_bench"
+POL_FILL = B / "tests" / "pol_fill"
+TEST_POL_SNAPSHOT = B / "tests" / "test_pol_snapshot"
+SCENARIOS = ("full_handshake", "hsm_sign", "policy")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,80 +78,414 @@ def summarise(name, system, metric, unit, values):
             "min": min(values), "median": statistics.median(values), "max": max(values), "value": statistics.median(values)}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
-    args = ap.parse_args()
-    runs, seconds, concurrency = (1, 5, 32) if args.quick else (3, 10, 32)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for tool in (LOADGEN, ECHOD, HSM_BENCH, B / "hsmgate"):
-        if not tool.exists():
-            raise SystemExit(f"{tool} is missing: run `make bench-tools all`")
+def bench_gateway(tmp, name, token, listener, **top):
+    """A gateway on one two-way listener, without an access log line per handshake (not what is measured)."""
+    g = Gateway(tmp / name, token)
+    g.tmp.mkdir()
+    g.write_config([listener], **top)
+    g.config.write_text(g.config.read_text().replace(f'access_log: "{g.access}"', "access_log: off"))
+    return g
 
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="hsmgate-bench-"))
-    pki = Pki(tmp / "pki")
-    client = pki.client("bench")
+
+def scenario_full_handshake(ctx, results):
+    pki, t, tmp, client, echo_port = ctx["pki"], ctx["token"], ctx["tmp"], ctx["client"], ctx["echo_port"]
+    runs, seconds, concurrency = ctx["runs"], ctx["seconds"], ctx["concurrency"]
     # the same server identity with its key in a file, for the comparison
     fkey, fcsr, fcert = tmp / "server-file.key", tmp / "server-file.csr", tmp / "server-file.pem"
     run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(fkey),
          "-out", str(fcsr), "-subj", "/CN=localhost"])
-    t = pki.token
     t.pki("client", "--ca-key", t.uri("root"), "--ca-cert", str(pki.root), "--csr", str(fcsr), "--eku", "serverAuth",
           "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--out", str(fcert))
+    hsm_uri, hsm_cert = pki.servers["ec256"]
+    for system, key, cert in (("hsmgate (key in SoftHSM)", hsm_uri, hsm_cert),
+                              ("hsmgate (key in PEM file)", str(fkey), str(fcert))):
+        g = bench_gateway(tmp, system.replace(" ", "_").replace("(", "").replace(")", ""), t,
+                          dict(name="bench", type="tcp", auth="two-way", certificate=cert, key=key,
+                               client_ca=pki.root, backends=[f"127.0.0.1:{echo_port}"]))
+        g.start()
+        try:
+            loadgen(g.port("bench"), pki, client, 2, concurrency)  # warm-up
+            rates, cpus = [], []
+            for _ in range(runs):
+                m = measure_gateway(g, pki, client, seconds, concurrency)
+                rates.append(m["rate"])
+                cpus.append(m["cpu_us"])
+                print(f"{system}: {m}", file=sys.stderr)
+            results.append(summarise("full_handshake_tls13_p256_mtls", system, "handshakes_per_s", "1/s", rates))
+            results.append(summarise("full_handshake_tls13_p256_mtls", system, "server_cpu_per_handshake", "us", cpus))
+        finally:
+            g.stop()
 
+
+def scenario_hsm_sign(ctx, results):
+    t, runs, seconds = ctx["token"], ctx["runs"], ctx["seconds"]
+    for threads in (1, 2):
+        vals = []
+        for _ in range(runs):
+            r = run([str(HSM_BENCH), t.module, f"file:{t.pin_file}", t.uri("server-ec256"), str(threads),
+                     str(seconds)], env=t.env)
+            m = re.search(r"([0-9.]+) signs/s total", r.stdout.decode())
+            if m is None:
+                raise SystemExit(f"hsm_bench printed no total: {r.stdout.decode()}")
+            vals.append(float(m.group(1)))
+        results.append(summarise(f"hsm_sign_p256_{threads}t", "pkcs11 layer + SoftHSM", "signs_per_s", "1/s", vals))
+
+
+# ------------------------------------------------------------------------------------------ policy
+
+def proc_status_kb(pid, key):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values, q):
+    """Linear interpolation between closest ranks (numpy's default); q in [0, 100]."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def dist(values):
+    return {"n": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
+            "p99": percentile(values, 99), "max": max(values) if values else float("nan"),
+            "min": min(values) if values else float("nan")}
+
+
+GEN_RE = re.compile(r"policy: store generation (\d+) in force \(([0-9]+) revocation.*?built in ([0-9]+) ms\)")
+
+
+def published(g):
+    """[(generation, revocations, built_ms)] from the gateway's log, in order."""
+    return [(int(m.group(1)), int(m.group(2)), int(m.group(3))) for m in GEN_RE.finditer(g.log())]
+
+
+def wait_generation(g, gen, timeout=30):
+    """Waits for the log line saying generation >= gen is in force; returns (seconds waited, its built_ms)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        for pg, _, built in reversed(published(g)):
+            if pg >= gen:
+                return time.monotonic() - t0, built
+        if g.proc.poll() is not None:
+            raise SystemExit(f"gateway exited ({g.proc.returncode}):\n{g.log()[-4000:]}")
+        time.sleep(0.005)
+    raise SystemExit(f"generation {gen} not in force after {timeout} s:\n{g.log()[-4000:]}")
+
+
+def cli_revoke(store, cert, lift=False):
+    """`hsmgate revoke` (certificateHold) or `revoke --lift`; returns (t_start, t_ack, generation)."""
+    cmd = [conftest.BIN, "revoke", "--store", str(store), "--cert", str(cert), "--actor", "bench"]
+    cmd += ["--lift"] if lift else ["--reason", "certificateHold"]
+    t0 = time.monotonic()
+    r = run(cmd)
+    t_ack = time.monotonic()
+    m = re.search(r"store generation (\d+)", r.stderr.decode())
+    if m is None:
+        raise SystemExit(f"hsmgate revoke printed no generation: {r.stderr.decode()}")
+    return t0, t_ack, int(m.group(1))
+
+
+def admitted(port, sslctx):
+    """One full TLS 1.3 handshake and a one-byte echo: True if admitted, False if refused. A refusal of a
+    TLS 1.3 client certificate arrives after the client's Finished, so it is the read that sees it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with sslctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"x")
+                return s.recv(1) == b"x"
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+            return False
+
+
+def until_state(port, sslctx, want, t_ack, bound=10.0):
+    """Handshakes in a tight loop until the outcome is `want`. Returns (start of that handshake - t_ack, its end
+    - t_ack, attempts): the gateway decides mid-handshake, so the change was enforced between the two."""
+    n = 0
+    while True:
+        ts = time.monotonic()
+        n += 1
+        if admitted(port, sslctx) == want:
+            return ts - t_ack, time.monotonic() - t_ack, n
+        if ts - t_ack > bound:
+            raise SystemExit(f"still {'refused' if want else 'admitted'} {bound} s after the change was acknowledged")
+
+
+def scenario_policy(ctx, results):
+    pki, t, tmp, client, echo_port = ctx["pki"], ctx["token"], ctx["tmp"], ctx["client"], ctx["echo_port"]
+    runs, seconds, concurrency, quick = ctx["runs"], ctx["seconds"], ctx["concurrency"], ctx["quick"]
+    count = ctx["pol_count"]
+    K = 15 if quick else 40
+    detail = {"revocations": count, "latency_iterations": K}
+    big_label = f"{count // 1000000}M" if count % 1000000 == 0 else str(count)
+
+    # 1. the stores: one with `count` random serials revoked by the bench client's CA (the Pki root), one empty
+    big, empty = tmp / "policy-big.db", tmp / "policy-empty.db"
+    r = run([str(POL_FILL), "--store", str(big), "--issuer-cert", str(pki.root), "--count", str(count), "--seed", "1",
+             "--except-cert", str(client[0])], timeout=900)
+    fill = r.stdout.decode().strip()
+    print(fill, file=sys.stderr)
+    m = re.search(r": ([0-9.]+) s \(", fill)
+    detail["fill_s"] = float(m.group(1)) if m else None
+    run([str(POL_FILL), "--store", str(empty), "--issuer-cert", str(pki.root), "--count", "0"])
+    detail["store_bytes"] = big.stat().st_size
+
+    hsm_uri, hsm_cert = pki.servers["ec256"]
+    listener = dict(name="bench", type="tcp", auth="two-way", certificate=hsm_cert, key=hsm_uri,
+                    client_ca=pki.root, backends=[f"127.0.0.1:{echo_port}"])
+    gws = {}
+    try:
+        for label, store in (("empty", empty), (big_label, big)):
+            g = bench_gateway(tmp, f"policy-{label}", t, listener, policy_store=f'"{store}"')
+            t0 = time.monotonic()
+            g.start()
+            ready_s = time.monotonic() - t0
+            m = re.search(r"policy: .* generation (\d+) in force: (\d+) revocation.*snapshot (\d+) KiB", g.log())
+            if m is None:
+                raise SystemExit(f"no startup policy line in the gateway log:\n{g.log()}")
+            gws[label] = {"g": g, "store": store, "ready_s": ready_s, "snapshot_kib": int(m.group(3)),
+                          "revocations": int(m.group(2)), "rss_ready_kb": proc_status_kb(g.proc.pid, "VmRSS"),
+                          "hwm_ready_kb": proc_status_kb(g.proc.pid, "VmHWM")}
+            print(f"policy: gateway on the {label} store ready in {ready_s:.2f} s, snapshot {m.group(3)} KiB, "
+                  f"RSS {gws[label]['rss_ready_kb'] / 1024:.1f} MiB", file=sys.stderr)
+        if gws[big_label]["revocations"] != count:
+            raise SystemExit(f"the gateway reports {gws[big_label]['revocations']} revocations, not {count}")
+
+        # 2. snapshot build + publish on a change, and the gateway's memory around it: a few hold/lift pairs of
+        #    a certificate that is not used elsewhere (the store stays at `count` between pairs)
+        other = pki.client("policy-change")
+        changes = 5
+        for label, gw in gws.items():
+            g, built, seen = gw["g"], [], []
+            for _ in range(changes):
+                for lift in (False, True):
+                    _, t_ack, gen = cli_revoke(gw["store"], other[0], lift=lift)
+                    waited, ms = wait_generation(g, gen)
+                    built.append(ms)
+                    seen.append(waited * 1000)
+            gw["change_built_ms"] = built
+            gw["change_logged_after_ack_ms"] = seen
+            gw["rss_after_changes_kb"] = proc_status_kb(g.proc.pid, "VmRSS")
+            gw["hwm_after_changes_kb"] = proc_status_kb(g.proc.pid, "VmHWM")
+            print(f"policy: {label} store: built in {built} ms; RSS {gw['rss_ready_kb'] / 1024:.1f} -> "
+                  f"{gw['rss_after_changes_kb'] / 1024:.1f} MiB, peak {gw['hwm_after_changes_kb'] / 1024:.1f} MiB",
+                  file=sys.stderr)
+
+        # 3. full-handshake rate, same loadgen settings as full_handshake, the two gateways in alternation
+        rates = {label: [] for label in gws}
+        cpus = {label: [] for label in gws}
+        errors = {label: 0 for label in gws}
+        for label, gw in gws.items():
+            loadgen(gw["g"].port("bench"), pki, client, 2, concurrency)  # warm-up
+        order = list(gws)
+        for i in range(runs):
+            for label in (order if i % 2 == 0 else order[::-1]):
+                mm = measure_gateway(gws[label]["g"], pki, client, seconds, concurrency)
+                rates[label].append(mm["rate"])
+                cpus[label].append(mm["cpu_us"])
+                errors[label] += mm["errors"]
+                print(f"policy: {label} store: {mm}", file=sys.stderr)
+        for label in gws:
+            system = f"hsmgate (policy store: {label if label == 'empty' else big_label + ' revoked'})"
+            results.append(summarise("policy_full_handshake_tls13_p256_mtls", system, "handshakes_per_s", "1/s",
+                                     rates[label]))
+            results.append(summarise("policy_full_handshake_tls13_p256_mtls", system, "server_cpu_per_handshake", "us",
+                                     cpus[label]))
+        ratio = statistics.median(rates[big_label]) / statistics.median(rates["empty"])
+        pair_ratios = [b / e for b, e in zip(rates[big_label], rates["empty"]) if e > 0]
+        detail["handshake"] = {"rates": rates, "cpu_us": cpus, "errors": errors, "ratio_of_medians": ratio,
+                               "pair_ratios": pair_ratios}
+        results.append(summarise("policy_full_handshake_ratio", f"{big_label} revoked / empty store", "rate_ratio", "",
+                                 [ratio]))
+
+        # 4. acknowledgement -> enforcement: hold, handshake until refused; lift, handshake until admitted
+        victim = pki.client("policy-victim")
+        sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        sslctx.load_verify_locations(str(pki.root))
+        sslctx.minimum_version = sslctx.maximum_version = ssl.TLSVersion.TLSv1_3
+        sslctx.load_cert_chain(str(victim[0]), str(victim[1]))
+        for label, gw in gws.items():
+            g, port = gw["g"], gw["g"].port("bench")
+            if not admitted(port, sslctx):
+                raise SystemExit(f"policy: the victim client is refused before any change ({label} store)")
+            lat = {"revoke": [], "lift": []}
+            upper = {"revoke": [], "lift": []}
+            att = {"revoke": [], "lift": []}
+            cli, rss = [], []
+            n0 = len(published(g))
+            for _ in range(K):
+                for kind, lift, want in (("revoke", False, False), ("lift", True, True)):
+                    t_start, t_ack, gen = cli_revoke(gw["store"], victim[0], lift=lift)
+                    cli.append((t_ack - t_start) * 1000)
+                    lo, hi, n = until_state(port, sslctx, want, t_ack)
+                    lat[kind].append(lo * 1000)
+                    upper[kind].append(hi * 1000)
+                    att[kind].append(n)
+                rss.append(proc_status_kb(g.proc.pid, "VmRSS"))
+            builds = [b for _, _, b in published(g)[n0:]]
+            gw["latency_ms"], gw["latency_end_ms"], gw["attempts"] = lat, upper, att
+            gw["cli_ms"], gw["latency_built_ms"], gw["latency_rss_kb"] = cli, builds, rss
+            gw["hwm_end_kb"] = proc_status_kb(g.proc.pid, "VmHWM")
+            print(f"policy: {label} store: hold->refused {dist(lat['revoke'])}, lift->admitted {dist(lat['lift'])}",
+                  file=sys.stderr)
+            for kind in ("revoke", "lift"):
+                what = "hold_to_refused" if kind == "revoke" else "lift_to_admitted"
+                results.append(summarise(f"policy_ack_to_enforcement_{what}", f"hsmgate (policy store: {label})",
+                                         "latency_p99", "ms", [percentile(lat[kind], 99)]))
+    finally:
+        for gw in gws.values():
+            gw["g"].stop()
+        # what the gateways said that is not routine: errors and warnings
+        for label, gw in gws.items():
+            bad = [l for l in gw["g"].log().splitlines()
+                   if re.search(r"hsmgate\[\d+\]: (emerg|alert|crit|error|warning): ", l)]
+            gw["log_warnings"] = bad[:50]
+        for f in tmp.glob("policy-*.db*"):   # the logs stay; 1M rows of store do not
+            f.unlink()
+
+    # 5. the unit test's own measurement at the same scale (another process: a clean RSS)
+    measure_lines = []
+    if TEST_POL_SNAPSHOT.exists():
+        r = subprocess.run([str(TEST_POL_SNAPSHOT)], capture_output=True, timeout=600,
+                           env=dict(os.environ, POL_SCALE=str(count)))
+        measure_lines = [l.split("]", 1)[1].strip() for l in r.stdout.decode().splitlines() if "MEASURE" in l]
+    detail["test_pol_snapshot_measure"] = measure_lines
+
+    B_ = gws[big_label]
+    E_ = gws["empty"]
+    for label, gw in gws.items():
+        detail[label] = {k: v for k, v in gw.items() if k not in ("g", "store")}
+    ctx["policy"] = detail
+    results.append(summarise("policy_snapshot_build_publish", f"gateway log, {big_label} revocations, idle",
+                             "built_in", "ms", B_["change_built_ms"]))
+    results.append(summarise("policy_snapshot_build_publish", f"gateway log, {big_label} revocations, latency loop",
+                             "built_in", "ms", B_["latency_built_ms"]))
+    results.append(summarise("policy_snapshot_memory", f"{big_label} revocations", "snapshot_size", "MiB",
+                             [B_["snapshot_kib"] / 1024]))
+
+    # the scenario's own table: each claim, what was measured, the target
+    def ms(v):
+        return f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
+    hs = detail["handshake"]
+    rb, re_ = statistics.median(hs["rates"][big_label]), statistics.median(hs["rates"]["empty"])
+    mib = 1024.0
+    rows = [
+        ("full-handshake rate, %s revoked / empty store" % big_label,
+         f"{ratio:.3f} ({rb:.0f}/s vs {re_:.0f}/s; run pairs {', '.join(f'{x:.3f}' for x in pair_ratios)}; "
+         f"errors {hs['errors'][big_label]}/{hs['errors']['empty']})", ">= 0.97", ratio >= 0.97),
+        (f"snapshot build + publish, {big_label} (gateway log 'built in')",
+         f"{len(B_['change_built_ms'])} changes, no handshakes: median {statistics.median(B_['change_built_ms']):.0f} ms,"
+         f" max {max(B_['change_built_ms']):.0f} ms; {len(B_['latency_built_ms'])} changes during the latency loop: "
+         f"median {statistics.median(B_['latency_built_ms']):.0f} ms, max {max(B_['latency_built_ms']):.0f} ms",
+         "< 1 s", max(B_["change_built_ms"]) < 1000),
+        (f"snapshot memory, {big_label}",
+         f"snapshot {B_['snapshot_kib'] / mib:.1f} MiB; RSS at ready {B_['rss_ready_kb'] / mib:.1f} MiB vs "
+         f"{E_['rss_ready_kb'] / mib:.1f} MiB empty (+{(B_['rss_ready_kb'] - E_['rss_ready_kb']) / mib:.1f}); "
+         f"after changes {B_['rss_after_changes_kb'] / mib:.1f} MiB, peak {B_['hwm_after_changes_kb'] / mib:.1f} MiB",
+         "< 100 MB", B_["snapshot_kib"] * 1024 < 100e6),
+        (f"gateway RSS over the {2 * K} latency-phase rebuilds, {big_label}",
+         f"{min(B_['latency_rss_kb']) / mib:.1f}..{max(B_['latency_rss_kb']) / mib:.1f} MiB (last "
+         f"{B_['latency_rss_kb'][-1] / mib:.1f}); peak {B_['hwm_end_kb'] / mib:.1f} MiB; the empty store's gateway "
+         f"{max(E_['latency_rss_kb']) / mib:.1f} MiB in the same loop", "bounded (2nd half <= 1st half + 10%)",
+         max(B_["latency_rss_kb"][K // 2:]) <= max(B_["latency_rss_kb"][:K // 2]) * 1.1),
+    ]
+    for label in gws:
+        gw = gws[label]
+        d = dist(gw["latency_ms"]["revoke"])
+        rows.append((f"hold acknowledged -> refused, {label} store (p50/p90/p99/max)",
+                     f"{ms(d['p50'])} / {ms(d['p90'])} / {ms(d['p99'])} / {ms(d['max'])}", "p99 < 50 ms",
+                     d["p99"] < 50))
+    lines = ["| claim | measured | target | met |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {'yes' if ok else 'NO'} |" for a, b, c, ok in rows]
+    lines += ["", "Acknowledgement (`hsmgate revoke` returned) -> start of the first handshake with the new outcome; "
+                  "in brackets, -> its end (the gateway decides in between)",
+              "", "| store | change | n | p50 | p90 | p99 | max | handshakes tried (median/max) | CLI run (median) | "
+                  "snapshot built in (median/max) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, gw in gws.items():
+        for kind, what in (("revoke", "hold -> refused"), ("lift", "lift -> admitted")):
+            d, u = dist(gw["latency_ms"][kind]), dist(gw["latency_end_ms"][kind])
+            a = gw["attempts"][kind]
+            lb = gw["latency_built_ms"] or [0]
+            lines.append(f"| {label} | {what} | {d['n']} | {ms(d['p50'])} ({ms(u['p50'])}) | {ms(d['p90'])} "
+                         f"({ms(u['p90'])}) | {ms(d['p99'])} ({ms(u['p99'])}) | {ms(d['max'])} ({ms(u['max'])}) | "
+                         f"{statistics.median(a):.0f}/{max(a)} | {statistics.median(gw['cli_ms']):.0f} ms | "
+                         f"{statistics.median(lb):.0f}/{max(lb)} ms |")
+    if detail.get("fill_s") is not None:
+        lines += ["", f"store fill: {count} revocations in {detail['fill_s']:.2f} s (pol_fill, 50,000 per "
+                      f"transaction); store file {detail['store_bytes'] / 1048576:.0f} MiB; gateway ready in "
+                      f"{B_['ready_s']:.2f} s on it ({E_['ready_s']:.2f} s on the empty store)"]
+    if measure_lines:
+        lines += ["", "test_pol_snapshot (POL_SCALE=%d):" % count] + [f"  {l}" for l in measure_lines]
+    for label, gw in gws.items():
+        if gw["log_warnings"]:
+            lines += ["", f"gateway log ({label} store), errors and warnings:"] + [f"  {l}" for l in gw["log_warnings"]]
+    ctx["policy_table"] = "\n".join(lines)   # printed at the end of the run, after the summary table
+
+
+def fmt(v):
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
+    ap.add_argument("--only", default=",".join(SCENARIOS),
+                    help="comma-separated scenarios among " + ", ".join(SCENARIOS) + " (default: all)")
+    ap.add_argument("--pol-count", type=int, default=1000000, help="policy: revocations in the big store")
+    args = ap.parse_args()
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    for x in only:
+        if x not in SCENARIOS:
+            raise SystemExit(f"unknown scenario {x!r}: choose among {', '.join(SCENARIOS)}")
+    runs, seconds, concurrency = (1, 5, 32) if args.quick else (3, 10, 32)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tools = [LOADGEN, ECHOD, HSM_BENCH, B / "hsmgate"] + ([POL_FILL] if "policy" in only else [])
+    for tool in tools:
+        if not tool.exists():
+            raise SystemExit(f"{tool} is missing: run `make bench-tools all`")
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="hsmgate-bench-"))
+    # One binary for the whole run, even if the tree is rebuilt meanwhile (the gateways and the CLI exec it)
+    shutil.copy2(conftest.BIN, tmp / "hsmgate")
+    conftest.BIN = str(tmp / "hsmgate")
+    pki = Pki(tmp / "pki")
+    client = pki.client("bench")
     echo_port = free_port()
     echod = subprocess.Popen([str(ECHOD), str(echo_port)])
+    ctx = {"pki": pki, "token": pki.token, "tmp": tmp, "client": client, "echo_port": echo_port, "runs": runs,
+           "seconds": seconds, "concurrency": concurrency, "quick": args.quick, "pol_count": args.pol_count}
     results = []
     try:
         time.sleep(0.2)
-        hsm_uri, hsm_cert = pki.servers["ec256"]
-        for system, key, cert in (("hsmgate (key in SoftHSM)", hsm_uri, hsm_cert),
-                                  ("hsmgate (key in PEM file)", str(fkey), str(fcert))):
-            g = Gateway(tmp / system.replace(" ", "_").replace("(", "").replace(")", ""), t)
-            g.tmp.mkdir()
-            g.write_config([dict(name="bench", type="tcp", auth="two-way", certificate=cert, key=key,
-                                 client_ca=pki.root, backends=[f"127.0.0.1:{echo_port}"])])
-            # no access log line per handshake during the measurement: it is not what is measured
-            g.config.write_text(g.config.read_text().replace(f'access_log: "{g.access}"', "access_log: off"))
-            g.start()
-            try:
-                loadgen(g.port("bench"), pki, client, 2, concurrency)  # warm-up
-                rates, cpus = [], []
-                for _ in range(runs):
-                    m = measure_gateway(g, pki, client, seconds, concurrency)
-                    rates.append(m["rate"])
-                    cpus.append(m["cpu_us"])
-                    print(f"{system}: {m}", file=sys.stderr)
-                results.append(summarise("full_handshake_tls13_p256_mtls", system, "handshakes_per_s", "1/s", rates))
-                results.append(summarise("full_handshake_tls13_p256_mtls", system, "server_cpu_per_handshake", "us", cpus))
-            finally:
-                g.stop()
-        for threads in (1, 2):
-            vals = []
-            for _ in range(runs):
-                r = run([str(HSM_BENCH), t.module, f"file:{t.pin_file}", t.uri("server-ec256"), str(threads),
-                         str(seconds)], env=t.env)
-                m = re.search(r"([0-9.]+) signs/s total", r.stdout.decode())
-                if m is None:
-                    raise SystemExit(f"hsm_bench printed no total: {r.stdout.decode()}")
-                vals.append(float(m.group(1)))
-            results.append(summarise(f"hsm_sign_p256_{threads}t", "pkcs11 layer + SoftHSM", "signs_per_s", "1/s", vals))
+        for name in SCENARIOS:
+            if name in only:
+                globals()[f"scenario_{name}"](ctx, results)
     finally:
         echod.send_signal(signal.SIGTERM)
         echod.wait()
 
     meta = {"machine": platform.node(), "cpus": os.cpu_count(), "kernel": platform.release(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs, "seconds": seconds,
-            "concurrency": concurrency, "loadavg_at_end": os.getloadavg()}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+            "concurrency": concurrency, "scenarios": only, "loadavg_at_end": os.getloadavg()}
+    doc = {"meta": meta, "results": results}
+    if "policy" in ctx:
+        doc["policy"] = ctx["policy"]
+    stem = "results" if set(only) == set(SCENARIOS) else "results-" + "-".join(only)
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = ["| scenario | system | metric | median | min | max | runs |", "|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['name']} | {r['system']} | {r['metric']} | {r['median']:.0f} {r['unit']} | "
-                     f"{r['min']:.0f} | {r['max']:.0f} | {r['runs']} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n\n" + json.dumps(meta) + "\n")
-    print("\n".join(lines))
+        lines.append(f"| {r['name']} | {r['system']} | {r['metric']} | {fmt(r['median'])} {r['unit']} | "
+                     f"{fmt(r['min'])} | {fmt(r['max'])} | {r['runs']} |")
+    extra = ("\n\n" + ctx["policy_table"]) if "policy_table" in ctx else ""
+    (out / f"{stem}.md").write_text("\n".join(lines) + extra + "\n\n" + json.dumps(meta) + "\n")
+    print("\n".join(lines) + extra)
 
 
 if __name__ == "__main__":
