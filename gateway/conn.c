@@ -751,6 +751,21 @@ void gw_conn_sweep(struct gw_worker *w, int force)
 
 /* ---- policy changes ---- */
 
+/* The rules of c's listener as now configured: a reload that tightens a policy applies to the
+ * connections it admitted before, too. A listener renamed away, or now one-way, keeps its old rules
+ * for the connections it has. */
+static const struct gw_admit *admit_now(struct gw_worker *w, const struct gw_conn *c)
+{
+    if (w->gen == NULL || w->gen == c->gen)
+        return c->tls.admit;
+    for (size_t i = 0; i < w->gen->nlisteners; i++) {
+        const struct gw_listener *l = &w->gen->listeners[i];
+        if (strcmp(l->cfg->name, c->l->cfg->name) == 0)
+            return l->admit != NULL ? l->admit : c->tls.admit;
+    }
+    return c->tls.admit;
+}
+
 unsigned gw_conn_policy_recheck(struct gw_worker *w)
 {
     unsigned closed = 0;
@@ -760,7 +775,7 @@ unsigned gw_conn_policy_recheck(struct gw_worker *w)
             continue;
         if (c->tls.verdict.reason != POL_ADMIT)
             continue; /* refused already; its handshake is failing */
-        enum pol_reason r = gw_tls_redecide(&c->tls);
+        enum pol_reason r = gw_tls_redecide(&c->tls, admit_now(w, c));
         if (r == POL_ADMIT)
             continue;
         atomic_fetch_add(&c->l->stats->policy_closed, 1);

@@ -203,10 +203,10 @@ enum pol_reason gw_tls_decide(void *ssl_, struct gw_tls_state *st)
     return st->verdict.reason;
 }
 
-enum pol_reason gw_tls_redecide(struct gw_tls_state *st)
+enum pol_reason gw_tls_redecide(struct gw_tls_state *st, const struct gw_admit *admit)
 {
     const struct pol_snapshot *snap = pol_snapshot_current(st->live, st->reader);
-    (void)gw_admit_decide(st->admit, snap, &st->ident, time(NULL), &st->verdict);
+    (void)gw_admit_decide(admit != NULL ? admit : st->admit, snap, &st->ident, time(NULL), &st->verdict);
     return st->verdict.reason;
 }
 

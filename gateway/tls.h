@@ -49,8 +49,9 @@ int gw_tls_ctx_new(const struct gw_config *cfg, const struct gw_listener_cfg *l,
  * (the verify callback does this in a full handshake; call it after a resumed one). A chain that
  * does not decode is refused. */
 enum pol_reason gw_tls_decide(void *ssl, struct gw_tls_state *st);
-/* Decides again on st->ident (kept from the handshake) with the current snapshot. */
-enum pol_reason gw_tls_redecide(struct gw_tls_state *st);
+/* Decides again on st->ident (kept from the handshake) with the current snapshot, under admit (the
+ * listener's rules as now configured) or, when NULL, those it was admitted under. */
+enum pol_reason gw_tls_redecide(struct gw_tls_state *st, const struct gw_admit *admit);
 void gw_tls_ctx_free(void *ctx);
 
 /* Creates the WOLFSSL for an accepted socket, with the key's signing context and the

@@ -79,8 +79,14 @@ static void control(struct gw_worker *w)
     struct gw_server *srv = w->srv;
     if (atomic_load(&srv->state) == GW_RUNNING) {
         struct gw_gen *g = atomic_load(&srv->gen);
-        if (g != w->gen)
+        if (g != w->gen) {
             switch_gen(w, g);
+            /* The new configuration's policies judge the connections already open too. */
+            unsigned closed = gw_conn_policy_recheck(w);
+            if (closed > 0)
+                gw_log(LOG_INFO, "worker %u: reload: closed %u live connection(s) the new policies refuse", w->index,
+                       closed);
+        }
     } else {
         listeners_unregister(w);
     }
