@@ -37,11 +37,19 @@ static void log_snapshot(struct gw_server *srv, unsigned reader, const char *wha
                st.allow_entries == 1 ? "y" : "ies", st.lists,
                st.skipped_rows ? " (some rows skipped: see warnings)" : "", st.bytes / 1024);
     else
+    {
+        char how[96];
+        if (st.overlay_keys > 0)
+            snprintf(how, sizeof(how), "%zu changed key(s) over generation %llu", st.overlay_keys,
+                     (unsigned long long)st.base_generation);
+        else
+            snprintf(how, sizeof(how), "the whole store");
         gw_log(LOG_INFO, "policy: store generation %llu in force (%zu revocation(s), %zu allowlist entr%s, %zu CRL(s); "
-               "built in %llu ms); closed %llu live connection(s) now refused%s",
+               "%s, built in %llu ms); closed %llu live connection(s) now refused%s",
                (unsigned long long)st.generation, st.revocations, st.allow_entries,
-               st.allow_entries == 1 ? "y" : "ies", st.crls, (unsigned long long)build_ms, closed,
+               st.allow_entries == 1 ? "y" : "ies", st.crls, how, (unsigned long long)build_ms, closed,
                all_acked ? "" : " so far (a worker is still busy; it closes the rest at its next turn)");
+    }
     pol_quiescent(srv->live, reader);
 }
 

@@ -195,3 +195,24 @@ size_t pol_hset_bytes(const struct pol_hset *h)
 {
     return (h->slots ? (h->mask + 1) * sizeof(*h->slots) : 0) + h->cap;
 }
+
+int pol_hset_each(const struct pol_hset *h, int (*fn)(void *arg, const uint8_t *key, size_t len,
+                                                      const struct pol_hval *v), void *arg)
+{
+    if (h->slots == NULL)
+        return 0;
+    for (size_t pos = 0; pos <= h->mask; pos++) {
+        uint64_t sl = h->slots[pos];
+        if (sl == 0)
+            continue;
+        const uint8_t *r = h->recs + (sl & OFF_MASK) - 1;
+        size_t klen;
+        const uint8_t *k = rec_key(r, &klen);
+        struct pol_hval v;
+        rec_value(r, &v);
+        int rc = fn(arg, k, klen, &v);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

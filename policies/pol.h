@@ -139,7 +139,7 @@ int pol_store_generation(struct pol_store *st, uint64_t *gen) POL_WUR;
 
 /* The schema version this binary writes, and the one found in the store. */
 int pol_store_schema_version(struct pol_store *st, int *version) POL_WUR;
-#define POL_SCHEMA_VERSION 1
+#define POL_SCHEMA_VERSION 2
 
 /* Who made a change and why; recorded with the change and in the store's change log. */
 struct pol_actor {
@@ -307,7 +307,9 @@ uint64_t pol_snapshot_generation(const struct pol_snapshot *s);
 struct pol_snapshot_stats {
     uint64_t generation;
     size_t issuers, revocations, crls, lists, allow_entries, skipped_rows;
-    size_t bytes;               /* memory held by the snapshot */
+    size_t bytes;               /* memory held by the snapshot (with its base, for an overlay) */
+    uint64_t base_generation;   /* an overlay: the generation of the whole snapshot under it; else generation */
+    size_t overlay_keys;        /* keys changed since that base (0: a whole snapshot) */
 };
 void pol_snapshot_get_stats(const struct pol_snapshot *s, struct pol_snapshot_stats *out);
 /* O(1): 1 and *reason (may be NULL) if serial of that issuer is revoked, else 0. */

@@ -4,6 +4,7 @@
 #define HSMGATE_POLICIES_POL_INT_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -142,6 +143,9 @@ int pol_hset_seal(struct pol_hset *h, uint64_t seed, size_t *dups) POL_WUR;
 /* 1 and *out (may be NULL) if key is in the set, else 0. */
 int pol_hset_find(const struct pol_hset *h, uint64_t seed, const void *key, size_t len, struct pol_hval *out);
 void pol_hset_clear(struct pol_hset *h);
+/* Calls fn for every indexed record (duplicates dropped at seal are not); a nonzero return stops. */
+int pol_hset_each(const struct pol_hset *h, int (*fn)(void *arg, const uint8_t *key, size_t len,
+                                                      const struct pol_hval *v), void *arg);
 size_t pol_hset_bytes(const struct pol_hset *h);
 
 /* ---------------------------------------------------------------- snapshots (snapshot.c) */
@@ -161,6 +165,14 @@ struct pol_snap_list {
 struct pol_snapshot {
     uint64_t generation;
     uint64_t seed;              /* hash seed, random per snapshot */
+    /* An overlay (pol_snapshot_overlay) is a full snapshot (base, shared) plus the keys changed
+     * since, with their state now; its own issuers and lists are empty. A full snapshot counts the
+     * overlays over it in refs (itself included) and is freed with the last. */
+    struct pol_snapshot *base;
+    atomic_int refs;
+    struct pol_hset ov_rev;     /* issuer hash || serial -> id 1 revoked (reason) / 0 not */
+    struct pol_hset ov_allow;   /* [list length][list][match][binary key] -> id (0: removed), time: expiry */
+    size_t ov_keys;
     struct pol_snap_issuer *issuers;
     size_t nissuers, issuers_cap;
     struct pol_hset issuer_index;      /* issuer hash -> position */
@@ -171,8 +183,15 @@ struct pol_snapshot {
     size_t last_list;           /* builder's cache */
 };
 
+/* The issuer's CRL data and revoked set, and a list's sets, of a snapshot's full base. */
 const struct pol_snap_issuer *pol_snapshot_issuer(const struct pol_snapshot *s, const uint8_t hash[POL_HASH_LEN]);
 const struct pol_snap_list *pol_snapshot_list(const struct pol_snapshot *s, const char *name, size_t len);
+/* Overlay first, then the base: 1 and *reason if revoked. is: pol_snapshot_issuer's answer (may be NULL). */
+int pol_snapshot_revoked(const struct pol_snapshot *s, const struct pol_snap_issuer *is,
+                         const uint8_t issuer_hash[POL_HASH_LEN], const uint8_t *serial, size_t len, int *reason);
+/* Overlay first, then the base list l (may be NULL): 1 and *out if an entry matches. */
+int pol_snapshot_allow_find(const struct pol_snapshot *s, const struct pol_snap_list *l, const char *list,
+                            size_t list_len, enum pol_match m, const void *key, size_t len, struct pol_hval *out);
 
 /* The builder interface a store backend feeds (rows in any order unless said). */
 int pol_builder_new(struct pol_snapshot **out) POL_WUR;
@@ -194,6 +213,48 @@ int pol_builder_finish(struct pol_snapshot *b, uint64_t generation, char *err, s
 int pol_allow_key(enum pol_match m, const char *value, uint8_t *out, size_t cap) POL_WUR;
 /* Whether an allowlist list name is acceptable. */
 int pol_list_name_ok(const char *name);
+
+/* ---------------------------------------------------------------- deltas (store, snapshot.c) */
+
+/* What changed since a generation, as keys with their state now (pol_store_delta). */
+struct pol_delta_rev {
+    uint8_t issuer_hash[POL_HASH_LEN];
+    uint8_t serial[POL_SERIAL_MAX];
+    size_t serial_len;
+    int revoked;                /* 0: not revoked any more (a hold lifted) */
+    int reason;
+};
+struct pol_delta_allow {
+    char *list, *value;         /* owned; value canonical */
+    enum pol_match match;
+    int present;                /* 0: removed */
+    int64_t id, expires_at;
+};
+struct pol_delta {
+    struct pol_delta_rev *rev;
+    size_t nrev, rev_cap;
+    struct pol_delta_allow *allow;
+    size_t nallow, allow_cap;
+};
+int pol_delta_add_rev(struct pol_delta *d, const uint8_t *hash, const uint8_t *serial, size_t len, int revoked,
+                      int reason) POL_WUR;
+int pol_delta_add_allow(struct pol_delta *d, const char *list, const char *match, const char *value, int present,
+                        int64_t id, int64_t expires_at) POL_WUR;
+void pol_delta_clear(struct pol_delta *d);
+
+/* The changes since generation since, from one read transaction; *gen is that state's generation.
+ * *full is set when they cannot be told as at most max keys (a CRL import, a batch, a change made by
+ * an older version, a store that went back): the caller then builds a whole snapshot. */
+int pol_store_delta(struct pol_store *st, uint64_t since, size_t max, struct pol_delta *d, uint64_t *gen, int *full,
+                    char *err, size_t errlen) POL_WUR;
+
+/* Keys an overlay may hold before the next change rebuilds the whole snapshot. */
+#define POL_OVERLAY_MAX 4096
+
+/* A new snapshot at generation gen: cur's state with d applied, as an overlay over cur's full base
+ * (shared). *out NULL with 0 when the overlay would pass max keys (build a whole one instead). */
+int pol_snapshot_overlay(const struct pol_snapshot *cur, const struct pol_delta *d, uint64_t gen, size_t max,
+                         struct pol_snapshot **out, char *err, size_t errlen) POL_WUR;
 
 /* ---------------------------------------------------------------- CRLs (crl.c) */
 

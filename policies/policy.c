@@ -119,7 +119,7 @@ static enum pol_reason check_allowlist(const struct pol_snapshot *snap, const st
     int any_expired = 0;
     uint8_t is_key[POL_HASH_LEN + POL_SERIAL_MAX];
 
-    if (l == NULL)
+    if (l == NULL && snap->base == NULL)
         return POL_R_NOT_ALLOWLISTED;
     memcpy(is_key, c->issuer_hash, POL_HASH_LEN);
     memcpy(is_key + POL_HASH_LEN, c->serial, c->serial_len);
@@ -146,7 +146,7 @@ static enum pol_reason check_allowlist(const struct pol_snapshot *snap, const st
         }
         if (pr->len == 0)
             continue;
-        if (!pol_hset_find(&l->sets[pr->m], snap->seed, pr->key, pr->len, &e))
+        if (!pol_snapshot_allow_find(snap, l, pol->allowlist, pol->allowlist_len, pr->m, pr->key, pr->len, &e))
             continue;
         if (e.time == 0 || now < e.time) {
             v->allow_entry_id = e.id;
@@ -167,13 +167,11 @@ static enum pol_reason check_status(const struct pol_snapshot *snap, const struc
                                     const struct pol_cert *c, int crl_required, time_t now, struct pol_verdict *v)
 {
     const struct pol_snap_issuer *is = pol_snapshot_issuer(snap, c->issuer_hash);
-    if (is != NULL) {
-        struct pol_hval e;
-        if (pol_hset_find(&is->revoked, snap->seed, c->serial, c->serial_len, &e)) {
-            /* A stale CRL still proves what it lists: revoked wins over stale. */
-            v->crl_reason = e.reason;
-            return POL_R_REVOKED;
-        }
+    int why = 0;
+    if (pol_snapshot_revoked(snap, is, c->issuer_hash, c->serial, c->serial_len, &why)) {
+        /* A stale CRL still proves what it lists: revoked wins over stale. */
+        v->crl_reason = why;
+        return POL_R_REVOKED;
     }
     enum pol_reason unknown = POL_ADMIT;
     if (is != NULL && is->has_crl) {

@@ -35,6 +35,7 @@ int pol_builder_new(struct pol_snapshot **out)
         return POL_E_NOMEM;
     s->seed = fresh_seed();
     s->last_list = SIZE_MAX;
+    atomic_init(&s->refs, 1);
     *out = s;
     return 0;
 }
@@ -186,6 +187,17 @@ void pol_snapshot_free(struct pol_snapshot *s)
 {
     if (s == NULL)
         return;
+    if (s->base != NULL) {
+        /* An overlay: its own sets, then its share of the base. */
+        struct pol_snapshot *base = s->base;
+        pol_hset_clear(&s->ov_rev);
+        pol_hset_clear(&s->ov_allow);
+        free(s);
+        pol_snapshot_free(base);
+        return;
+    }
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return; /* overlays still stand on it */
     for (size_t i = 0; i < s->nissuers; i++)
         pol_hset_clear(&s->issuers[i].revoked);
     free(s->issuers);
@@ -206,25 +218,188 @@ void pol_snapshot_free(struct pol_snapshot *s)
 const struct pol_snap_issuer *pol_snapshot_issuer(const struct pol_snapshot *s, const uint8_t hash[POL_HASH_LEN])
 {
     struct pol_hval v;
+    if (s->base != NULL)
+        s = s->base;
     return pol_hset_find(&s->issuer_index, s->seed, hash, POL_HASH_LEN, &v) ? &s->issuers[v.id] : NULL;
 }
 
 const struct pol_snap_list *pol_snapshot_list(const struct pol_snapshot *s, const char *name, size_t len)
 {
     struct pol_hval v;
+    if (s->base != NULL)
+        s = s->base;
     return pol_hset_find(&s->list_index, s->seed, name, len, &v) ? &s->lists[v.id] : NULL;
 }
 
 int pol_snapshot_is_revoked(const struct pol_snapshot *s, const uint8_t issuer_hash[POL_HASH_LEN],
                             const uint8_t *serial, size_t len, int *reason)
 {
-    const struct pol_snap_issuer *is = pol_snapshot_issuer(s, issuer_hash);
+    return pol_snapshot_revoked(s, pol_snapshot_issuer(s, issuer_hash), issuer_hash, serial, len, reason);
+}
+
+int pol_snapshot_revoked(const struct pol_snapshot *s, const struct pol_snap_issuer *is,
+                         const uint8_t issuer_hash[POL_HASH_LEN], const uint8_t *serial, size_t len, int *reason)
+{
     struct pol_hval v;
-    if (is == NULL || !pol_hset_find(&is->revoked, s->seed, serial, len, &v))
+    if (s->base != NULL && s->ov_rev.count > 0 && len <= POL_SERIAL_MAX) {
+        uint8_t key[POL_HASH_LEN + POL_SERIAL_MAX];
+        memcpy(key, issuer_hash, POL_HASH_LEN);
+        memcpy(key + POL_HASH_LEN, serial, len);
+        if (pol_hset_find(&s->ov_rev, s->seed, key, POL_HASH_LEN + len, &v)) {
+            if (v.id == 0)
+                return 0;
+            if (reason != NULL)
+                *reason = v.reason;
+            return 1;
+        }
+    }
+    const struct pol_snapshot *b = s->base != NULL ? s->base : s;
+    if (is == NULL || !pol_hset_find(&is->revoked, b->seed, serial, len, &v))
         return 0;
     if (reason != NULL)
         *reason = v.reason;
     return 1;
+}
+
+/* [list length][list][match][binary key]: the overlay's allowlist key. */
+static size_t allow_okey(uint8_t *out, size_t cap, const char *list, size_t list_len, enum pol_match m,
+                         const void *key, size_t len)
+{
+    if (list_len == 0 || list_len > 64 || 2 + list_len + len > cap)
+        return 0;
+    out[0] = (uint8_t)list_len;
+    memcpy(out + 1, list, list_len);
+    out[1 + list_len] = (uint8_t)m;
+    memcpy(out + 2 + list_len, key, len);
+    return 2 + list_len + len;
+}
+
+int pol_snapshot_allow_find(const struct pol_snapshot *s, const struct pol_snap_list *l, const char *list,
+                            size_t list_len, enum pol_match m, const void *key, size_t len, struct pol_hval *out)
+{
+    if (s->base != NULL && s->ov_allow.count > 0) {
+        uint8_t k[2 + 64 + POL_VALUE_MAX];
+        size_t kl = allow_okey(k, sizeof(k), list, list_len, m, key, len);
+        if (kl > 0 && pol_hset_find(&s->ov_allow, s->seed, k, kl, out))
+            return out->id != 0;
+    }
+    const struct pol_snapshot *b = s->base != NULL ? s->base : s;
+    return l != NULL && pol_hset_find(&l->sets[m], b->seed, key, len, out);
+}
+
+/* ---- overlays ---- */
+
+struct carry {
+    struct pol_hset *h;
+    int rc;
+};
+
+static int carry_one(void *arg, const uint8_t *key, size_t len, const struct pol_hval *v)
+{
+    struct carry *c = arg;
+    c->rc = pol_hset_add(c->h, key, len, v->time, v->id, v->reason);
+    return c->rc;
+}
+
+struct ov_count {
+    const struct pol_snapshot *base;
+    long long rev, allow;
+};
+
+/* How an overlay key changes the base's counts. */
+static int count_rev(void *arg, const uint8_t *key, size_t len, const struct pol_hval *v)
+{
+    struct ov_count *c = arg;
+    const struct pol_snap_issuer *is = pol_snapshot_issuer(c->base, key);
+    int in_base = pol_snapshot_revoked(c->base, is, key, key + POL_HASH_LEN, len - POL_HASH_LEN, NULL);
+    c->rev += (v->id != 0) - in_base;
+    return 0;
+}
+
+static int count_allow(void *arg, const uint8_t *key, size_t len, const struct pol_hval *v)
+{
+    struct ov_count *c = arg;
+    size_t ll = key[0];
+    struct pol_hval bv;
+    const struct pol_snap_list *l = pol_snapshot_list(c->base, (const char *)key + 1, ll);
+    int in_base = pol_snapshot_allow_find(c->base, l, (const char *)key + 1, ll, (enum pol_match)key[1 + ll],
+                                          key + 2 + ll, len - 2 - ll, &bv);
+    c->allow += (v->id != 0) - in_base;
+    return 0;
+}
+
+int pol_snapshot_overlay(const struct pol_snapshot *cur, const struct pol_delta *d, uint64_t gen, size_t max,
+                         struct pol_snapshot **out, char *err, size_t errlen)
+{
+    struct pol_snapshot *base = cur->base != NULL ? cur->base : (struct pol_snapshot *)cur;
+    struct pol_snapshot *s = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (cur->ov_keys + d->nrev + d->nallow > max)
+        return 0;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+    s->seed = fresh_seed();
+    s->generation = gen;
+    atomic_init(&s->refs, 1);
+    /* The newest state first: a key that was in cur's overlay too keeps the delta's (seal keeps the
+     * first of duplicates). */
+    for (size_t i = 0; i < d->nrev; i++) {
+        const struct pol_delta_rev *r = &d->rev[i];
+        uint8_t key[POL_HASH_LEN + POL_SERIAL_MAX];
+        memcpy(key, r->issuer_hash, POL_HASH_LEN);
+        memcpy(key + POL_HASH_LEN, r->serial, r->serial_len);
+        /* The change log lists a key once per change: the last change to it is the one in force. */
+        if ((rc = pol_hset_add(&s->ov_rev, key, POL_HASH_LEN + r->serial_len, 0, r->revoked ? 1 : 0,
+                               (uint8_t)r->reason)) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < d->nallow; i++) {
+        const struct pol_delta_allow *a = &d->allow[i];
+        uint8_t bin[POL_VALUE_MAX], key[2 + 64 + POL_VALUE_MAX];
+        int bl = pol_allow_key(a->match, a->value, bin, sizeof(bin));
+        size_t kl = bl > 0 ? allow_okey(key, sizeof(key), a->list, strlen(a->list), a->match, bin, (size_t)bl) : 0;
+        if (kl == 0) {
+            s->skipped_rows++;
+            continue;
+        }
+        if ((rc = pol_hset_add(&s->ov_allow, key, kl, a->present ? a->expires_at : 0, a->present ? a->id : 0, 0)) != 0)
+            goto fail;
+    }
+    if (cur->base != NULL) {
+        struct carry c = { &s->ov_rev, 0 };
+        if (pol_hset_each(&cur->ov_rev, carry_one, &c) != 0 || c.rc != 0) {
+            rc = c.rc ? c.rc : POL_E_NOMEM;
+            goto fail;
+        }
+        c.h = &s->ov_allow;
+        if (pol_hset_each(&cur->ov_allow, carry_one, &c) != 0 || c.rc != 0) {
+            rc = c.rc ? c.rc : POL_E_NOMEM;
+            goto fail;
+        }
+    }
+    if ((rc = pol_hset_seal(&s->ov_rev, s->seed, NULL)) != 0 || (rc = pol_hset_seal(&s->ov_allow, s->seed, NULL)) != 0)
+        goto fail;
+    s->ov_keys = s->ov_rev.count + s->ov_allow.count;
+    atomic_fetch_add_explicit(&base->refs, 1, memory_order_relaxed);
+    s->base = base;
+    /* Counts for the log: the base's, moved by what the overlay changes. */
+    struct ov_count cnt = { base, 0, 0 };
+    (void)pol_hset_each(&s->ov_rev, count_rev, &cnt);
+    (void)pol_hset_each(&s->ov_allow, count_allow, &cnt);
+    s->revocations = (size_t)((long long)base->revocations + cnt.rev);
+    s->allow_entries = (size_t)((long long)base->allow_entries + cnt.allow);
+    s->crls = base->crls;
+    s->skipped_rows += base->skipped_rows;
+    *out = s;
+    return 0;
+fail:
+    pol_hset_clear(&s->ov_rev);
+    pol_hset_clear(&s->ov_allow);
+    free(s);
+    return pol_errf(err, errlen, rc, "out of memory building the snapshot overlay");
 }
 
 uint64_t pol_snapshot_generation(const struct pol_snapshot *s)
@@ -235,7 +410,19 @@ uint64_t pol_snapshot_generation(const struct pol_snapshot *s)
 void pol_snapshot_get_stats(const struct pol_snapshot *s, struct pol_snapshot_stats *out)
 {
     memset(out, 0, sizeof(*out));
+    if (s->base != NULL) {
+        pol_snapshot_get_stats(s->base, out);
+        out->base_generation = s->base->generation;
+        out->overlay_keys = s->ov_keys;
+        out->generation = s->generation;
+        out->revocations = s->revocations;
+        out->allow_entries = s->allow_entries;
+        out->skipped_rows = s->skipped_rows;
+        out->bytes += sizeof(*s) + pol_hset_bytes(&s->ov_rev) + pol_hset_bytes(&s->ov_allow);
+        return;
+    }
     out->generation = s->generation;
+    out->base_generation = s->generation;
     out->issuers = s->nissuers;
     out->revocations = s->revocations;
     out->crls = s->crls;

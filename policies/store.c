@@ -329,3 +329,84 @@ out:
     b = NULL;
     return rc;
 }
+
+int pol_store_delta(struct pol_store *st, uint64_t since, size_t max, struct pol_delta *d, uint64_t *gen, int *full,
+                    char *err, size_t errlen)
+{
+    int rc;
+    *full = 1;
+    *gen = 0;
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    if (st->ops->delta == NULL)
+        return 0;
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->delta(st, since, max, d, gen, full, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != 0 || *full)
+        pol_delta_clear(d);
+    return rc;
+}
+
+int pol_delta_add_rev(struct pol_delta *d, const uint8_t *hash, const uint8_t *serial, size_t len, int revoked,
+                      int reason)
+{
+    if (len == 0 || len > POL_SERIAL_MAX)
+        return POL_E_ARG;
+    if (d->nrev == d->rev_cap) {
+        size_t n = d->rev_cap ? d->rev_cap * 2 : 16;
+        struct pol_delta_rev *q = realloc(d->rev, n * sizeof(*q));
+        if (q == NULL)
+            return POL_E_NOMEM;
+        d->rev = q;
+        d->rev_cap = n;
+    }
+    struct pol_delta_rev *r = &d->rev[d->nrev++];
+    memcpy(r->issuer_hash, hash, POL_HASH_LEN);
+    memcpy(r->serial, serial, len);
+    r->serial_len = len;
+    r->revoked = revoked;
+    r->reason = reason;
+    return 0;
+}
+
+int pol_delta_add_allow(struct pol_delta *d, const char *list, const char *match, const char *value, int present,
+                        int64_t id, int64_t expires_at)
+{
+    enum pol_match m;
+    if (list == NULL || match == NULL || value == NULL || pol_match_parse(match, &m) != 0)
+        return POL_E_ARG;
+    if (d->nallow == d->allow_cap) {
+        size_t n = d->allow_cap ? d->allow_cap * 2 : 16;
+        struct pol_delta_allow *q = realloc(d->allow, n * sizeof(*q));
+        if (q == NULL)
+            return POL_E_NOMEM;
+        d->allow = q;
+        d->allow_cap = n;
+    }
+    struct pol_delta_allow *a = &d->allow[d->nallow];
+    a->list = strdup(list);
+    a->value = strdup(value);
+    if (a->list == NULL || a->value == NULL) {
+        free(a->list);
+        free(a->value);
+        return POL_E_NOMEM;
+    }
+    a->match = m;
+    a->present = present;
+    a->id = id;
+    a->expires_at = expires_at;
+    d->nallow++;
+    return 0;
+}
+
+void pol_delta_clear(struct pol_delta *d)
+{
+    for (size_t i = 0; i < d->nallow; i++) {
+        free(d->allow[i].list);
+        free(d->allow[i].value);
+    }
+    free(d->allow);
+    free(d->rev);
+    memset(d, 0, sizeof(*d));
+}

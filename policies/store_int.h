@@ -47,6 +47,9 @@ struct pol_store_ops {
     /* Feeds every issuer, CRL, revocation and allowlist row to the builder (snapshot.c) from one read
      * transaction, and says which generation that was. */
     int (*load)(struct pol_store *st, struct pol_snapshot *b, uint64_t *gen, char *err, size_t errlen);
+    /* pol_store_delta (pol_int.h); a backend without it sets NULL: every change is a full rebuild. */
+    int (*delta)(struct pol_store *st, uint64_t since, size_t max, struct pol_delta *d, uint64_t *gen, int *full,
+                 char *err, size_t errlen);
 };
 
 /* Every backend's handle starts with this. */

@@ -64,7 +64,23 @@ static int migrate_1(struct sq *s, char *err, size_t errlen)
     return sq_exec(s, sql, err, errlen);
 }
 
-static const migration_fn migrations[] = { migrate_1 };
+/* Version 2: each single change names the key it touched (an issuer hash and a serial, or an
+ * allowlist list, match and value), so that a running gateway can apply it to its snapshot as a small
+ * overlay instead of reading the whole store again (pol_store_delta). Batches and CRL imports name
+ * none: they take a full rebuild. */
+static int migrate_2(struct sq *s, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "ALTER TABLE changes ADD COLUMN key_issuer BLOB;"      /* SHA-256 of the issuer Name DER */
+        "ALTER TABLE changes ADD COLUMN key_serial BLOB;"
+        "ALTER TABLE changes ADD COLUMN key_list TEXT;"
+        "ALTER TABLE changes ADD COLUMN key_match TEXT;"
+        "ALTER TABLE changes ADD COLUMN key_value TEXT;"
+        "CREATE INDEX changes_generation ON changes(generation);";
+    return sq_exec(s, sql, err, errlen);
+}
+
+static const migration_fn migrations[] = { migrate_1, migrate_2 };
 #define LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == POL_SCHEMA_VERSION,

@@ -417,4 +417,5 @@ static const struct pol_store_ops sqlite_ops = {
     .crl_import = sq_crl_import,
     .crls_each = sq_crls_each,
     .load = sqlite_load,
+    .delta = sq_delta,
 };

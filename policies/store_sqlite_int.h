@@ -32,6 +32,13 @@ int sq_issuer_id(struct sq *s, const uint8_t hash[POL_HASH_LEN], const uint8_t *
 
 /* Applies pending migrations in one transaction (store_schema.c). */
 int sq_migrate(struct sq *s, char *err, size_t errlen) POL_WUR;
+/* Names the key change_id touched: a revocation (hash and serial) or an allowlist entry. */
+int sq_change_key_rev(struct sq *s, int64_t change_id, const uint8_t hash[POL_HASH_LEN], const uint8_t *serial,
+                      size_t len, char *err, size_t errlen) POL_WUR;
+int sq_change_key_allow(struct sq *s, int64_t change_id, const char *list, const char *match, const char *value,
+                        char *err, size_t errlen) POL_WUR;
+int sq_delta(struct pol_store *st, uint64_t since, size_t max, struct pol_delta *d, uint64_t *gen, int *full,
+             char *err, size_t errlen);
 
 /* store_sqlite_ops.c: the pol_store_ops entries for changes and listings. */
 int sq_revoke(struct pol_store *st, const struct pol_revocation *r, size_t n, enum pol_revoke_mode mode,

@@ -150,6 +150,8 @@ int sq_revoke(struct pol_store *base, const struct pol_revocation *r, size_t n, 
         sqlite3_bind_int64(ins, 5, change);
         POL_TRY(step_done(s, ins, err, errlen, "revocation insert"));
     }
+    if (n == 1)
+        POL_TRY(sq_change_key_rev(s, change, hash, r[0].serial, r[0].serial_len, err, errlen));
     sqlite3_finalize(find);
     find = NULL;
     sqlite3_finalize(ins);
@@ -216,6 +218,7 @@ int sq_lift(struct pol_store *base, const struct pol_revocation *r, const struct
     POL_TRY(step_done(s, st, err, errlen, "lift"));
     sqlite3_finalize(st);
     st = NULL;
+    POL_TRY(sq_change_key_rev(s, change, hash, r->serial, r->serial_len, err, errlen));
     rc = sq_commit(s, *gen, err, errlen);
 out:
     sqlite3_finalize(st);
@@ -299,6 +302,7 @@ int sq_allow_add(struct pol_store *base, const struct pol_allow_entry *e, const 
     *id = sqlite3_last_insert_rowid(s->db);
     sqlite3_finalize(st);
     st = NULL;
+    POL_TRY(sq_change_key_allow(s, change, e->list, pol_match_name(e->match), e->value, err, errlen));
     rc = sq_commit(s, *gen, err, errlen);
 out:
     sqlite3_finalize(st);
@@ -323,21 +327,41 @@ int sq_allow_remove(struct pol_store *base, int64_t id, const struct pol_allow_e
     POL_TRY(sq_begin(s, err, errlen));
     POL_TRY(sq_change(s, who, now, "allow-remove", target, gen, &change, err, errlen));
     if (e != NULL) {
-        POL_TRY(sq_prep(s, "DELETE FROM allowlist WHERE list = ? AND match = ? AND value = ?", &st, err, errlen));
+        POL_TRY(sq_prep(s, "DELETE FROM allowlist WHERE list = ? AND match = ? AND value = ? "
+                           "RETURNING list, match, value", &st, err, errlen));
         sqlite3_bind_text(st, 1, e->list, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, pol_match_name(e->match), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, e->value, -1, SQLITE_STATIC);
     } else {
-        POL_TRY(sq_prep(s, "DELETE FROM allowlist WHERE id = ?", &st, err, errlen));
+        POL_TRY(sq_prep(s, "DELETE FROM allowlist WHERE id = ? RETURNING list, match, value", &st, err, errlen));
         sqlite3_bind_int64(st, 1, id);
     }
-    POL_TRY(step_done(s, st, err, errlen, "allowlist delete"));
-    if (sqlite3_changes(s->db) == 0) {
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
         rc = pol_errf(err, errlen, POL_E_NOT_FOUND, "no such allowlist entry: %s", target);
         goto out;
     }
+    if (src != SQLITE_ROW) {
+        rc = sq_fail(s, src, err, errlen, "allowlist delete");
+        goto out;
+    }
+    /* The key of the entry removed, for the change log (copied: the row goes with the next step). */
+    char *klist = strdup((const char *)sqlite3_column_text(st, 0)), *kmatch = strdup((const char *)sqlite3_column_text(st, 1));
+    char *kvalue = strdup((const char *)sqlite3_column_text(st, 2));
+    src = sqlite3_step(st);
     sqlite3_finalize(st);
     st = NULL;
+    if (klist == NULL || kmatch == NULL || kvalue == NULL)
+        rc = pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+    else if (src != SQLITE_DONE)
+        rc = sq_fail(s, src, err, errlen, "allowlist delete");
+    else
+        rc = sq_change_key_allow(s, change, klist, kmatch, kvalue, err, errlen);
+    free(klist);
+    free(kmatch);
+    free(kvalue);
+    if (rc != 0)
+        goto out;
     rc = sq_commit(s, *gen, err, errlen);
 out:
     sqlite3_finalize(st);

@@ -497,6 +497,108 @@ static void test_policy_new_refusals(void **state)
     free(leaf);
 }
 
+/* ---------------------------------------------------------------- overlays */
+
+/* What the live snapshot says of the test certificates, and what a whole snapshot built from the
+ * store now says: they must agree after every kind of change. */
+static void expect_same(struct pol_live *live, struct pol_policy *p, size_t want_overlay_keys)
+{
+    const struct pol_snapshot *cur = pol_snapshot_current(live, 0);
+    struct pol_snapshot *whole = build();
+    struct pol_snapshot_stats st, ws;
+    struct pol_verdict a, b;
+    time_t now = now_ok();
+    pol_snapshot_get_stats(cur, &st);
+    pol_snapshot_get_stats(whole, &ws);
+    assert_int_equal(st.generation, ws.generation);
+    assert_int_equal(st.overlay_keys, want_overlay_keys);
+    assert_int_equal(st.revocations, ws.revocations);
+    assert_int_equal(st.allow_entries, ws.allow_entries);
+    struct pol_cert *certs[] = { g_client, g_client2, g_anyeku, g_noeku };
+    for (size_t i = 0; i < sizeof(certs) / sizeof(certs[0]); i++) {
+        assert_int_equal(pol_decide(cur, p, certs[i], 1, now, &a), pol_decide(whole, p, certs[i], 1, now, &b));
+        assert_int_equal(a.crl_reason, b.crl_reason);
+        assert_int_equal(a.allow_entry_id, b.allow_entry_id);
+    }
+    pol_snapshot_free(whole);
+    pol_quiescent(live, 0);
+}
+
+static int refresh(struct pol_live *live)
+{
+    char err[256];
+    int published = 0;
+    assert_int_equal(pol_live_refresh(live, g_st, &published, err, sizeof(err)), 0);
+    return published;
+}
+
+static void test_overlay_matches_whole_snapshot(void **state)
+{
+    (void)state;
+    struct pol_live *live = NULL;
+    struct pol_revocation r;
+    struct pol_verdict v;
+    char err[256];
+    int64_t id = 0, id2 = 0;
+    struct pol_policy *p = policy("ov", 0, POL_REVOCATION_HARD_FAIL, 0);
+    assert_int_equal(pol_live_new(1, NULL, &live), 0);
+    assert_int_equal(pol_reader_register(live, 0), 0);
+
+    /* the first change after the empty start: a whole snapshot */
+    struct pol_allow_entry e = { "ov", POL_MATCH_CN, "client1", 0 };
+    assert_int_equal(pol_store_allow_add(g_st, &e, &test_actor, &id, NULL, err, sizeof(err)), 0);
+    assert_true(refresh(live));
+    expect_same(live, p, 0);
+    assert_int_equal(pol_decide(pol_snapshot_current(live, 0), p, g_client, 1, now_ok(), &v), POL_ADMIT);
+    pol_quiescent(live, 0);
+    /* single changes: overlays over it */
+    pol_revocation_of_cert(g_client2, &r);
+    r.reason = POL_REASON_CERTIFICATE_HOLD;
+    assert_int_equal(pol_store_revoke(g_st, &r, &test_actor, NULL, err, sizeof(err)), 0);
+    assert_true(refresh(live));
+    expect_same(live, p, 1);
+    struct pol_allow_entry e2 = { "ov", POL_MATCH_CN, "client2", 0 };
+    assert_int_equal(pol_store_allow_add(g_st, &e2, &test_actor, &id2, NULL, err, sizeof(err)), 0);
+    assert_true(refresh(live));
+    expect_same(live, p, 2);
+    assert_int_equal(pol_decide(pol_snapshot_current(live, 0), p, g_client2, 1, now_ok(), &v), POL_R_REVOKED);
+    assert_int_equal(v.crl_reason, POL_REASON_CERTIFICATE_HOLD);
+    pol_quiescent(live, 0);
+    /* a hold lifted, and an entry of the base removed: the overlay says "not any more" */
+    assert_int_equal(pol_store_lift(g_st, &r, &test_actor, NULL, err, sizeof(err)), 0);
+    assert_int_equal(pol_store_allow_remove(g_st, id, NULL, &test_actor, NULL, err, sizeof(err)), 0);
+    assert_true(refresh(live));
+    expect_same(live, p, 3);
+    assert_int_equal(pol_decide(pol_snapshot_current(live, 0), p, g_client2, 1, now_ok(), &v), POL_ADMIT);
+    assert_int_equal(v.allow_entry_id, id2);
+    assert_int_equal(pol_decide(pol_snapshot_current(live, 0), p, g_client, 1, now_ok(), &v), POL_R_NOT_ALLOWLISTED);
+    pol_quiescent(live, 0);
+    /* nothing changed: nothing published */
+    assert_false(refresh(live));
+    /* a batch: the whole store again */
+    struct pol_revocation rb[2];
+    pol_revocation_of_cert(g_anyeku, &rb[0]);
+    pol_revocation_of_cert(g_noeku, &rb[1]);
+    assert_int_equal(pol_store_revoke_batch(g_st, rb, 2, &test_actor, NULL, err, sizeof(err)), 0);
+    assert_true(refresh(live));
+    expect_same(live, p, 0);
+    /* and single changes start a new overlay over that one */
+    pol_revocation_of_cert(g_client, &r);
+    r.reason = POL_REASON_KEY_COMPROMISE;
+    assert_int_equal(pol_store_revoke(g_st, &r, &test_actor, NULL, err, sizeof(err)), 0);
+    assert_true(refresh(live));
+    expect_same(live, p, 1);
+
+    pol_reader_unregister(live, 0);
+    pol_live_free(live);
+    pol_policy_free(p);
+    /* the other tests start again from an empty store */
+    pol_store_close(g_st);
+    g_st = NULL;
+    assert_int_equal(sh("rm -f '%s' '%s-wal' '%s-shm'", P("s.db"), P("s.db"), P("s.db")), 0);
+    assert_int_equal(pol_store_open_sqlite(P("s.db"), &g_st, err, sizeof(err)), 0);
+}
+
 /* ---------------------------------------------------------------- names and small values */
 
 static void test_names_are_stable(void **state)
@@ -657,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_admit_and_basic_refusals),
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_decide_chain),
+        cmocka_unit_test(test_overlay_matches_whole_snapshot),
         cmocka_unit_test(test_crl_missing_and_stale),
         cmocka_unit_test(test_allowlist_each_match),
         cmocka_unit_test(test_allowlist_expiry),
