@@ -8,6 +8,7 @@
  * connections were closed. Workers never touch SQLite (../shared/DESIGN.md fact 5).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,9 +181,15 @@ static void *policy_main(void *arg)
         unsigned long long closed = 0;
         int all = wait_workers(srv, gen, &closed);
         pol_reader_online(srv->live, reader);
+        const struct pol_snapshot *cs = pol_snapshot_current(srv->live, reader);
+        struct pol_snapshot_stats now_st = { 0 };
+        if (cs != NULL)
+            pol_snapshot_get_stats(cs, &now_st);
+        int whole = now_st.overlay_keys == 0;
         log_snapshot(srv, reader, "store", built, closed, all);
         pol_reader_offline(srv->live, reader);
-        (void)pol_live_reclaim(srv->live);
+        if (pol_live_reclaim(srv->live) == 0 && whole)
+            malloc_trim(0); /* a whole snapshot's memory goes back to the system, not to the next one's peak */
     }
     return NULL;
 }
