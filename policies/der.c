@@ -167,12 +167,46 @@ static const char *find_mem(const char *hay, size_t n, const char *needle)
     return NULL;
 }
 
+/* Base64 text (whitespace ignored) into a malloc'd buffer. */
+static int b64_decode(const char *b, size_t n, uint8_t **out, size_t *out_len, const char *what, char *err,
+                      size_t errlen)
+{
+    uint8_t *buf = NULL;
+    int rc = 0;
+    /* Base64_Decode wants no whitespace but line ends; copy the body without any whitespace. */
+    char *body = malloc(n + 1);
+    if (body == NULL)
+        return pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != '\n' && b[i] != '\r' && b[i] != ' ' && b[i] != '\t')
+            body[m++] = b[i];
+    word32 dlen = (word32)(m / 4 * 3 + 3);
+    buf = malloc(dlen ? dlen : 1);
+    if (buf == NULL) {
+        rc = pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (m == 0 || m > UINT32_MAX / 2 || Base64_Decode((const byte *)body, (word32)m, buf, &dlen) != 0 || dlen == 0) {
+        rc = pol_errf(err, errlen, POL_E_DER, "bad base64 in %s", what);
+        goto out;
+    }
+    *out = buf;
+    *out_len = dlen;
+    buf = NULL;
+out:
+    free(body);
+    body = NULL;
+    free(buf);
+    buf = NULL;
+    return rc;
+}
+
 int pol_pem_or_der(const uint8_t *in, size_t len, const char *label, uint8_t **out, size_t *out_len,
                    char *err, size_t errlen)
 {
     char begin[80], end[80];
     uint8_t *buf = NULL;
-    int rc = 0;
 
     if (len > 0 && in[0] == POL_TAG_SEQUENCE) {
         buf = malloc(len);
@@ -193,34 +227,19 @@ int pol_pem_or_der(const uint8_t *in, size_t len, const char *label, uint8_t **o
     const char *e = find_mem(b, len - (size_t)(b - s), end);
     if (e == NULL)
         return pol_errf(err, errlen, POL_E_DER, "PEM block without \"%s\"", end);
-    /* Base64_Decode wants no whitespace but line ends; copy the body without any whitespace. */
-    size_t n = (size_t)(e - b);
-    char *body = malloc(n + 1);
-    if (body == NULL)
-        return pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (b[i] != '\n' && b[i] != '\r' && b[i] != ' ' && b[i] != '\t')
-            body[m++] = b[i];
-    word32 dlen = (word32)(m / 4 * 3 + 3);
-    buf = malloc(dlen ? dlen : 1);
-    if (buf == NULL) {
-        rc = pol_errf(err, errlen, POL_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if (m == 0 || m > UINT32_MAX / 2 || Base64_Decode((const byte *)body, (word32)m, buf, &dlen) != 0 || dlen == 0) {
-        rc = pol_errf(err, errlen, POL_E_DER, "bad base64 in the PEM block");
-        goto out;
-    }
-    *out = buf;
-    *out_len = dlen;
-    buf = NULL;
-out:
-    free(body);
-    body = NULL;
-    free(buf);
-    buf = NULL;
-    return rc;
+    return b64_decode(b, (size_t)(e - b), out, out_len, "the PEM block", err, errlen);
+}
+
+int pol_pem_decode(const uint8_t *in, size_t len, const char *label, int base64_ok, uint8_t **out, size_t *out_len,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (in == NULL || label == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "nothing to decode");
+    if (base64_ok && len > 0 && in[0] != POL_TAG_SEQUENCE && find_mem((const char *)in, len, "-----BEGIN ") == NULL)
+        return b64_decode((const char *)in, len, out, out_len, "the base64 text", err, errlen);
+    return pol_pem_or_der(in, len, label, out, out_len, err, errlen);
 }
 
 int pol_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen)

@@ -30,6 +30,7 @@ static const struct {
     { POL_E_TIMEOUT, "timeout", "readers did not pass a quiescent point in time" },
     { POL_E_READER, "bad_reader", "reader index out of range or not registered" },
     { POL_E_CERT, "unusable_certificate", "the certificate cannot be used for this" },
+    { POL_E_AUDIT, "audit_broken", "the audit trail's hash chain is broken" },
 };
 
 const char *pol_strerror(int err)

@@ -48,6 +48,7 @@ enum pol_err {
     POL_E_TIMEOUT = -15,        /* readers did not pass a quiescent point in time */
     POL_E_READER = -16,         /* reader index out of range or not registered */
     POL_E_CERT = -17,           /* the certificate cannot be used as asked (e.g. not a CA) */
+    POL_E_AUDIT = -18,          /* the audit trail's hash chain is broken (pol_store_audit_verify) */
 };
 
 /* Message and stable short name ("crl_rollback") of an enum pol_err value; never NULL. */
@@ -83,6 +84,13 @@ int pol_cert_load(const char *path, struct pol_cert **out, char *err, size_t err
  * when it is DER already; with NULL, the bytes as they are. */
 int pol_file_load(const char *path, const char *label, size_t max, uint8_t **out, size_t *len,
                   char *err, size_t errlen) POL_WUR;
+
+/* Decodes a buffer holding a certificate or CRL: the first PEM block labelled label ("CERTIFICATE",
+ * "X509 CRL"; RFC 7468), or DER as is (a buffer starting with a SEQUENCE tag), or, with base64_ok and
+ * no PEM block, the whole buffer as base64 of the DER (whitespace ignored). *out is malloc'd (the
+ * caller frees it). POL_E_DER when it is none of these. */
+int pol_pem_decode(const uint8_t *in, size_t len, const char *label, int base64_ok, uint8_t **out, size_t *out_len,
+                   char *err, size_t errlen) POL_WUR;
 
 /* RFC 4514 strings, most specific RDN first, as gateway/tls.c prints them ("CN=client,O=Bank"). */
 const char *pol_cert_subject(const struct pol_cert *c);
@@ -139,12 +147,15 @@ int pol_store_generation(struct pol_store *st, uint64_t *gen) POL_WUR;
 
 /* The schema version this binary writes, and the one found in the store. */
 int pol_store_schema_version(struct pol_store *st, int *version) POL_WUR;
-#define POL_SCHEMA_VERSION 2
+#define POL_SCHEMA_VERSION 3
 
-/* Who made a change and why; recorded with the change and in the store's change log. */
+/* Who made a change and why; recorded with the change in its audit record (pol_store_audit_each).
+ * New members go at the end: positional initializers ({ "cli:root", "why" }) stay valid. */
 struct pol_actor {
     const char *actor;          /* "admin:alice", "cli:root"; required, non-empty */
     const char *comment;        /* may be NULL */
+    const char *request_id;     /* the admin API's request id (X-Request-Id); may be NULL */
+    const char *source;         /* where the request came from ("127.0.0.1:51234", "unix"); may be NULL */
 };
 
 /* A revocation by issuer and serial. */
@@ -171,6 +182,11 @@ int pol_store_revoke(struct pol_store *st, const struct pol_revocation *r, const
 /* Many revocations in one transaction (one fsync); serials already revoked are skipped. */
 int pol_store_revoke_batch(struct pol_store *st, const struct pol_revocation *r, size_t n,
                            const struct pol_actor *who, uint64_t *gen, char *err, size_t errlen) POL_WUR;
+/* The same, and *applied (may be NULL) gets how many revocations it wrote: new ones and holds made
+ * final; the other n - *applied were revoked already (or repeated within r). */
+int pol_store_revoke_batch_count(struct pol_store *st, const struct pol_revocation *r, size_t n,
+                                 const struct pol_actor *who, size_t *applied, uint64_t *gen, char *err,
+                                 size_t errlen) POL_WUR;
 /* Lifts a certificateHold made here (reason and revoked_at of r are ignored). POL_E_NOT_HOLD for any
  * other reason; POL_E_NOT_FOUND when there is none (a hold listed by an imported CRL is lifted by
  * importing that CA's next CRL). */
@@ -192,6 +208,23 @@ struct pol_revocation_row {
  * walk and is returned. Pointers in row are valid during the call only. */
 int pol_store_revocations_each(struct pol_store *st, int (*fn)(void *arg, const struct pol_revocation_row *row),
                                void *arg, char *err, size_t errlen) POL_WUR;
+
+/* One page of revocations, in pol_store_revocations_each's order, optionally of one issuer and/or
+ * one serial. The cursor is an opaque short text (at most POL_CURSOR_MAX bytes with its NUL). */
+#define POL_CURSOR_MAX 96
+struct pol_revocation_query {
+    const char *after;          /* a cursor from an earlier page; NULL or "": from the start */
+    size_t limit;               /* rows at most; 0: no limit */
+    const uint8_t *issuer_hash; /* POL_HASH_LEN bytes: only this issuer; NULL: every issuer */
+    const uint8_t *serial;      /* only this serial; NULL: every serial */
+    size_t serial_len;
+};
+/* Calls fn for each row of the page (as pol_store_revocations_each does) and writes into next
+ * (POL_CURSOR_MAX bytes) the cursor of the following page, or "" when this one was the last.
+ * POL_E_ARG for a cursor this store did not make. */
+int pol_store_revocations_query(struct pol_store *st, const struct pol_revocation_query *q,
+                                int (*fn)(void *arg, const struct pol_revocation_row *row), void *arg,
+                                char next[POL_CURSOR_MAX], char *err, size_t errlen) POL_WUR;
 
 /* How an allowlist entry matches a client certificate. */
 enum pol_match {
@@ -219,6 +252,9 @@ int pol_allow_value_of_cert(const struct pol_cert *c, enum pol_match m, char *ou
 /* "<issuer hash hex>:<serial hex>" for an issuer certificate and serial. */
 void pol_issuer_serial_value(const struct pol_cert *ca, const uint8_t *serial, size_t len, char *out, size_t cap);
 
+/* Whether an allowlist list name is acceptable: [A-Za-z0-9._-]{1,64}. */
+int pol_list_name_ok(const char *name);
+
 struct pol_allow_entry {
     const char *list;           /* [A-Za-z0-9._-]{1,64} */
     enum pol_match match;
@@ -244,6 +280,18 @@ struct pol_allow_row {
 int pol_store_allow_each(struct pol_store *st, const char *list,
                          int (*fn)(void *arg, const struct pol_allow_row *row), void *arg,
                          char *err, size_t errlen) POL_WUR;
+/* The entries of one list with id > after_id, by id, at most limit (0: no limit). */
+int pol_store_allow_page(struct pol_store *st, const char *list, int64_t after_id, size_t limit,
+                         int (*fn)(void *arg, const struct pol_allow_row *row), void *arg,
+                         char *err, size_t errlen) POL_WUR;
+struct pol_allow_list_row {
+    const char *list;
+    size_t entries;
+    size_t expired;             /* entries past their expires_at now */
+};
+/* Every list that has entries, by name, with its counts. */
+int pol_store_allow_lists(struct pol_store *st, int (*fn)(void *arg, const struct pol_allow_list_row *row),
+                          void *arg, char *err, size_t errlen) POL_WUR;
 
 /* ---------------------------------------------------------------- imported CRLs */
 
@@ -276,6 +324,21 @@ void pol_crl_get_info(const struct pol_crl *crl, struct pol_crl_info *info);
  * returns 0 with *unchanged set (unchanged may be NULL). */
 int pol_store_crl_import(struct pol_store *st, const struct pol_crl *crl, const struct pol_actor *who,
                          int *unchanged, uint64_t *gen, char *err, size_t errlen) POL_WUR;
+/* The same, and names the CRL and keeps its CA's certificate with it (the admin API's
+ * /v1/crls/{name}), so that the next CRL of that CA can be imported by name alone. name: see
+ * pol_crl_name_ok; ca_der: the certificate crl was verified with (pol_crl_parse). A name is bound to
+ * one CA: POL_E_EXISTS when it names another CA's CRL, or when this CA's CRL has another name.
+ * Re-importing the same CRL under a name it did not have yet records the name (a change). */
+int pol_store_crl_import_named(struct pol_store *st, const char *name, const uint8_t *ca_der, size_t ca_len,
+                               const struct pol_crl *crl, const struct pol_actor *who, int *unchanged,
+                               uint64_t *gen, char *err, size_t errlen) POL_WUR;
+/* [A-Za-z0-9._-]{1,64}, not all digits (a number addresses a CRL by its id). */
+int pol_crl_name_ok(const char *name);
+/* Removes a CA's CRL (by name, or with name NULL by id) and every revocation it listed, in one
+ * transaction. Listeners that require that CA's CRL refuse its clients as crl_missing from then on.
+ * POL_E_NOT_FOUND when there is none. */
+int pol_store_crl_remove(struct pol_store *st, const char *name, int64_t id, const struct pol_actor *who,
+                         uint64_t *gen, char *err, size_t errlen) POL_WUR;
 
 struct pol_crl_row {
     int64_t id;
@@ -284,9 +347,44 @@ struct pol_crl_row {
     size_t number_len;
     time_t this_update, next_update, imported_at;
     size_t entries;
+    const char *name;           /* NULL: imported without a name (hsmgate crl import) */
+    const uint8_t *issuer_hash; /* POL_HASH_LEN bytes: SHA-256 of the issuer Name DER */
+    const uint8_t *ca_der;      /* the CA certificate kept by a named import; NULL otherwise */
+    size_t ca_len;
 };
 int pol_store_crls_each(struct pol_store *st, int (*fn)(void *arg, const struct pol_crl_row *row), void *arg,
                         char *err, size_t errlen) POL_WUR;
+
+/* ---------------------------------------------------------------- the audit trail */
+
+/* Every change writes one audit record in its own transaction: who, when, what, the state before
+ * and after (short JSON texts), the request id and source address. Records are hash-chained:
+ * hash = SHA-256 of a length-prefixed encoding of (prev_hash, id, at, generation, actor, action,
+ * target, before, after, request_id, source, comment), prev_hash the previous record's hash (32 zero
+ * bytes for the first). policies/README.md has the encoding and what the chain does and does not
+ * prove. */
+struct pol_audit_record {
+    int64_t id;                 /* 1, 2, 3, ... with no gaps */
+    time_t at;
+    uint64_t generation;        /* the store generation the change made */
+    const char *actor, *action, *target;
+    const char *before, *after; /* JSON texts ("null": nothing); NULL in records made before schema 3 */
+    const char *request_id, *source, *comment;   /* NULL when not given */
+    const uint8_t *prev_hash, *hash;             /* POL_HASH_LEN bytes; NULL when missing (damaged) */
+};
+/* Calls fn for each record with id > after_id, by id, at most limit (0: no limit); pointers are
+ * valid during the call only; a nonzero return from fn stops the walk and is returned. */
+int pol_store_audit_each(struct pol_store *st, int64_t after_id, size_t limit,
+                         int (*fn)(void *arg, const struct pol_audit_record *rec), void *arg,
+                         char *err, size_t errlen) POL_WUR;
+/* Checks the whole chain: ids 1, 2, 3, ...; each prev_hash the hash of the record before; each hash
+ * recomputed; generations increasing, the last one the store's (records removed at the end).
+ * Returns 0 with *records the count; POL_E_AUDIT with *first_bad_id the first record that fails
+ * (a removed record shows at the one after it; removed last records at the last id + 1), *records
+ * the good ones before it and a message naming it; or another error if the store cannot be read.
+ * Reads in chunks, letting other calls on the handle run in between. records, first_bad_id may be NULL. */
+int pol_store_audit_verify(struct pol_store *st, uint64_t *records, int64_t *first_bad_id, char *err,
+                           size_t errlen) POL_WUR;
 
 /* ---------------------------------------------------------------- snapshots */
 

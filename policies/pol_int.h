@@ -211,8 +211,6 @@ int pol_builder_finish(struct pol_snapshot *b, uint64_t generation, char *err, s
  * hex-decoded for fingerprint/spki/issuer-serial, the text itself otherwise. Returns its length or
  * a negative error. Used on store rows: untrusted input (fuzzed by tests/fuzz/fuzz_pol_row.c). */
 int pol_allow_key(enum pol_match m, const char *value, uint8_t *out, size_t cap) POL_WUR;
-/* Whether an allowlist list name is acceptable. */
-int pol_list_name_ok(const char *name);
 
 /* ---------------------------------------------------------------- deltas (store, snapshot.c) */
 

@@ -9,7 +9,11 @@
 
 #define ACTOR_MAX 256
 #define COMMENT_MAX 4096
+#define REQUEST_ID_MAX 128
+#define SOURCE_MAX 256
 #define ISSUER_DER_MAX 65536
+#define CA_DER_MAX (1u << 20)
+#define AUDIT_CHUNK 5000        /* records verified per hold of the handle's lock */
 
 int pol_store_base_init(struct pol_store *st, const struct pol_store_ops *ops)
 {
@@ -47,6 +51,11 @@ static int check_actor(const struct pol_actor *who, char *err, size_t errlen)
         return pol_errf(err, errlen, POL_E_ARG, "an actor (1-%d printable characters) is required", ACTOR_MAX);
     if (!text_ok(who->comment, COMMENT_MAX, 0))
         return pol_errf(err, errlen, POL_E_ARG, "the comment must be printable text of at most %d bytes", COMMENT_MAX);
+    if (!text_ok(who->request_id, REQUEST_ID_MAX, 0))
+        return pol_errf(err, errlen, POL_E_ARG, "the request id must be printable text of at most %d bytes",
+                        REQUEST_ID_MAX);
+    if (!text_ok(who->source, SOURCE_MAX, 0))
+        return pol_errf(err, errlen, POL_E_ARG, "the source must be printable text of at most %d bytes", SOURCE_MAX);
     return 0;
 }
 
@@ -95,14 +104,17 @@ int pol_store_schema_version(struct pol_store *st, int *version)
 }
 
 static int revoke_common(struct pol_store *st, const struct pol_revocation *r, size_t n, enum pol_revoke_mode mode,
-                         const struct pol_actor *who, uint64_t *gen, char *err, size_t errlen)
+                         const struct pol_actor *who, size_t *applied, uint64_t *gen, char *err, size_t errlen)
 {
     struct pol_revocation one;
     struct pol_revocation *copy = NULL;
     uint64_t g = 0;
+    size_t done = 0;
     int rc = 0;
     time_t now = time(NULL);
 
+    if (applied != NULL)
+        *applied = 0;
     if (st == NULL || (r == NULL && n > 0))
         return pol_errf(err, errlen, POL_E_ARG, "no store or no revocation");
     POL_TRY(check_actor(who, err, errlen));
@@ -140,10 +152,12 @@ static int revoke_common(struct pol_store *st, const struct pol_revocation *r, s
         }
     }
     pthread_mutex_lock(&st->lock);
-    rc = st->ops->revoke(st, use, n, mode, who, now, &g, err, errlen);
+    rc = st->ops->revoke(st, use, n, mode, who, now, &done, &g, err, errlen);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && gen != NULL)
         *gen = g;
+    if (rc == 0 && applied != NULL)
+        *applied = done;
 out:
     free(copy);
     copy = NULL;
@@ -155,13 +169,19 @@ int pol_store_revoke(struct pol_store *st, const struct pol_revocation *r, const
 {
     if (r == NULL)
         return pol_errf(err, errlen, POL_E_ARG, "no revocation");
-    return revoke_common(st, r, 1, POL_REVOKE_ONE, who, gen, err, errlen);
+    return revoke_common(st, r, 1, POL_REVOKE_ONE, who, NULL, gen, err, errlen);
 }
 
 int pol_store_revoke_batch(struct pol_store *st, const struct pol_revocation *r, size_t n, const struct pol_actor *who,
                            uint64_t *gen, char *err, size_t errlen)
 {
-    return revoke_common(st, r, n, POL_REVOKE_BATCH, who, gen, err, errlen);
+    return revoke_common(st, r, n, POL_REVOKE_BATCH, who, NULL, gen, err, errlen);
+}
+
+int pol_store_revoke_batch_count(struct pol_store *st, const struct pol_revocation *r, size_t n,
+                                 const struct pol_actor *who, size_t *applied, uint64_t *gen, char *err, size_t errlen)
+{
+    return revoke_common(st, r, n, POL_REVOKE_BATCH, who, applied, gen, err, errlen);
 }
 
 int pol_store_lift(struct pol_store *st, const struct pol_revocation *r, const struct pol_actor *who, uint64_t *gen,
@@ -186,8 +206,27 @@ int pol_store_revocations_each(struct pol_store *st, int (*fn)(void *, const str
 {
     if (st == NULL || fn == NULL)
         return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    struct pol_revocation_query all;
+    char next[POL_CURSOR_MAX];
+    memset(&all, 0, sizeof(all));
     pthread_mutex_lock(&st->lock);
-    int rc = st->ops->revocations_each(st, fn, arg, err, errlen);
+    int rc = st->ops->revocations_query(st, &all, fn, arg, next, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_revocations_query(struct pol_store *st, const struct pol_revocation_query *q,
+                                int (*fn)(void *, const struct pol_revocation_row *), void *arg,
+                                char next[POL_CURSOR_MAX], char *err, size_t errlen)
+{
+    if (next != NULL)
+        next[0] = '\0';
+    if (st == NULL || q == NULL || fn == NULL || next == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store, query, callback or cursor buffer");
+    if (q->serial != NULL && (q->serial_len == 0 || q->serial_len > POL_SERIAL_MAX))
+        return pol_errf(err, errlen, POL_E_ARG, "the serial must be 1 to %d octets", POL_SERIAL_MAX);
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->revocations_query(st, q, fn, arg, next, err, errlen);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -265,7 +304,33 @@ int pol_store_allow_each(struct pol_store *st, const char *list, int (*fn)(void 
     if (list != NULL && !pol_list_name_ok(list))
         return pol_errf(err, errlen, POL_E_ARG, "bad list name");
     pthread_mutex_lock(&st->lock);
-    int rc = st->ops->allow_each(st, list, fn, arg, err, errlen);
+    int rc = st->ops->allow_query(st, list, 0, 0, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_allow_page(struct pol_store *st, const char *list, int64_t after_id, size_t limit,
+                         int (*fn)(void *, const struct pol_allow_row *), void *arg, char *err, size_t errlen)
+{
+    if (st == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    if (!pol_list_name_ok(list))
+        return pol_errf(err, errlen, POL_E_ARG, "bad list name (letters, digits, '.', '_', '-'; 1 to 64)");
+    if (after_id < 0)
+        return pol_errf(err, errlen, POL_E_ARG, "bad entry id");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->allow_query(st, list, after_id, limit, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_allow_lists(struct pol_store *st, int (*fn)(void *, const struct pol_allow_list_row *), void *arg,
+                          char *err, size_t errlen)
+{
+    if (st == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->allow_lists(st, time(NULL), fn, arg, err, errlen);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -283,7 +348,7 @@ int pol_store_crl_import(struct pol_store *st, const struct pol_crl *crl, const 
     if ((rc = check_actor(who, err, errlen)) != 0)
         return rc;
     pthread_mutex_lock(&st->lock);
-    rc = st->ops->crl_import(st, crl, who, time(NULL), &same, &g, err, errlen);
+    rc = st->ops->crl_import(st, crl, NULL, NULL, 0, who, time(NULL), &same, &g, err, errlen);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
         if (unchanged != NULL)
@@ -291,6 +356,74 @@ int pol_store_crl_import(struct pol_store *st, const struct pol_crl *crl, const 
         if (gen != NULL)
             *gen = g;
     }
+    return rc;
+}
+
+int pol_crl_name_ok(const char *name)
+{
+    int digits_only = 1;
+    if (!pol_list_name_ok(name))
+        return 0;
+    for (const char *p = name; *p != '\0'; p++)
+        digits_only &= *p >= '0' && *p <= '9';
+    return !digits_only;
+}
+
+int pol_store_crl_import_named(struct pol_store *st, const char *name, const uint8_t *ca_der, size_t ca_len,
+                               const struct pol_crl *crl, const struct pol_actor *who, int *unchanged, uint64_t *gen,
+                               char *err, size_t errlen)
+{
+    struct pol_cert *ca = NULL;
+    uint64_t g = 0;
+    int same = 0, rc = 0;
+
+    if (st == NULL || crl == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no CRL");
+    if (crl->issuer_text == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "the CRL was not verified against a CA");
+    if (!pol_crl_name_ok(name))
+        return pol_errf(err, errlen, POL_E_ARG, "bad CRL name (letters, digits, '.', '_', '-'; 1 to 64; not a number)");
+    POL_TRY(check_actor(who, err, errlen));
+    /* The certificate kept must be the CRL's issuer: a later import by name trusts it. */
+    if (ca_der == NULL || ca_len == 0 || ca_len > CA_DER_MAX || pol_cert_from_der(ca_der, ca_len, &ca) != 0) {
+        rc = pol_errf(err, errlen, POL_E_ARG, "the CA certificate does not parse");
+        goto out;
+    }
+    if (memcmp(pol_cert_subject_hash(ca), crl->issuer_hash, POL_HASH_LEN) != 0) {
+        rc = pol_errf(err, errlen, POL_E_CRL_ISSUER, "the CRL was not issued by this CA certificate");
+        goto out;
+    }
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->crl_import(st, crl, name, ca_der, ca_len, who, time(NULL), &same, &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0) {
+        if (unchanged != NULL)
+            *unchanged = same;
+        if (gen != NULL)
+            *gen = g;
+    }
+out:
+    pol_cert_free(ca);
+    ca = NULL;
+    return rc;
+}
+
+int pol_store_crl_remove(struct pol_store *st, const char *name, int64_t id, const struct pol_actor *who, uint64_t *gen,
+                         char *err, size_t errlen)
+{
+    uint64_t g = 0;
+    int rc;
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    if (name != NULL ? !pol_crl_name_ok(name) : id <= 0)
+        return pol_errf(err, errlen, POL_E_ARG, "give a CRL name or a positive CRL id");
+    if ((rc = check_actor(who, err, errlen)) != 0)
+        return rc;
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->crl_remove(st, name, id, who, time(NULL), &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0 && gen != NULL)
+        *gen = g;
     return rc;
 }
 
@@ -302,6 +435,45 @@ int pol_store_crls_each(struct pol_store *st, int (*fn)(void *, const struct pol
     pthread_mutex_lock(&st->lock);
     int rc = st->ops->crls_each(st, fn, arg, err, errlen);
     pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_audit_each(struct pol_store *st, int64_t after_id, size_t limit,
+                         int (*fn)(void *, const struct pol_audit_record *), void *arg, char *err, size_t errlen)
+{
+    if (st == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no callback");
+    if (after_id < 0)
+        return pol_errf(err, errlen, POL_E_ARG, "bad record id");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->audit_each(st, after_id, limit, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int pol_store_audit_verify(struct pol_store *st, uint64_t *records, int64_t *first_bad_id, char *err, size_t errlen)
+{
+    struct pol_audit_walk v;
+    int rc = 0;
+
+    memset(&v, 0, sizeof(v));
+    if (records != NULL)
+        *records = 0;
+    if (first_bad_id != NULL)
+        *first_bad_id = 0;
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    /* Chunks, the lock released in between: a handshake-serving gateway's policy thread shares the
+     * handle. Records appended meanwhile extend the chain and are checked too. */
+    while (!v.done && rc == 0) {
+        pthread_mutex_lock(&st->lock);
+        rc = st->ops->audit_verify(st, &v, AUDIT_CHUNK, err, errlen);
+        pthread_mutex_unlock(&st->lock);
+    }
+    if (records != NULL)
+        *records = v.records;
+    if (rc == POL_E_AUDIT && first_bad_id != NULL)
+        *first_bad_id = v.bad_id;
     return rc;
 }
 

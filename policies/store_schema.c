@@ -80,7 +80,31 @@ static int migrate_2(struct sq *s, char *err, size_t errlen)
     return sq_exec(s, sql, err, errlen);
 }
 
-static const migration_fn migrations[] = { migrate_1, migrate_2 };
+/* Version 3: the change log becomes the audit trail. Each row gains the state before and after the
+ * change (JSON texts), the request id and source address of who made it, and its place on a hash
+ * chain (prev_hash, hash; policies/audit.c). Extending `changes` rather than adding a table keeps one
+ * record per change, written first in the change's transaction as before, so the log and the audit
+ * trail cannot disagree; the rows made before this version are chained here, in id order, so the
+ * whole log is covered (their before/after/request_id/source stay NULL: not recorded then).
+ * crls gains an operator-chosen name and the CA certificate it was verified with, for the admin
+ * API's /v1/crls/{name} (a later CRL of that CA can then be imported by name alone). */
+static int migrate_3(struct sq *s, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "ALTER TABLE changes ADD COLUMN before_json TEXT;"
+        "ALTER TABLE changes ADD COLUMN after_json TEXT;"
+        "ALTER TABLE changes ADD COLUMN request_id TEXT;"
+        "ALTER TABLE changes ADD COLUMN source TEXT;"
+        "ALTER TABLE changes ADD COLUMN prev_hash BLOB;"
+        "ALTER TABLE changes ADD COLUMN hash BLOB;"
+        "ALTER TABLE crls ADD COLUMN name TEXT;"
+        "ALTER TABLE crls ADD COLUMN ca_der BLOB;"
+        "CREATE UNIQUE INDEX crls_name ON crls(name);";
+    int rc = sq_exec(s, sql, err, errlen);
+    return rc != 0 ? rc : sq_audit_chain_all(s, err, errlen);
+}
+
+static const migration_fn migrations[] = { migrate_1, migrate_2, migrate_3 };
 #define LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == POL_SCHEMA_VERSION,

@@ -2,14 +2,17 @@
  * a commit is on disk (the WAL fsynced) before a change is acknowledged, readers never block the
  * writer, and a CLI in another process can write while the gateway runs.
  *
- * Schema (version 1; migrations in store_schema.c):
+ * Schema (version 3; migrations in store_schema.c):
  *   meta(key, value)                 'generation': bumped by every change, in the change's transaction
  *   issuers(id, name_hash, name_der, name_text)          one row per issuer Name (SHA-256 of the DER)
  *   revocations(issuer_id, serial, source, reason, revoked_at, change_id)   WITHOUT ROWID, keyed by
  *                                    (issuer_id, serial, source); source 0 = made here, else crls.id
- *   crls(id, issuer_id, crl_number, this_update, next_update, sha256, entries, imported_at, change_id)
+ *   crls(id, issuer_id, crl_number, this_update, next_update, sha256, entries, imported_at, change_id,
+ *        name, ca_der)               name and CA certificate: the admin API's named imports (v3)
  *   allowlist(id, list, match, value, expires_at, actor, comment, created_at)   UNIQUE(list, match, value)
- *   changes(id, at, generation, actor, action, target, comment)            the change log
+ *   changes(id, at, generation, actor, action, target, comment, key_issuer, key_serial, key_list,
+ *           key_match, key_value, before_json, after_json, request_id, source, prev_hash, hash)
+ *                                    the change log and audit trail: one hash-chained record per change
  * Revocation rows are small on purpose (an issuer id, not its hash; who and why live in `changes`):
  * a snapshot build reads all of them.
  *
@@ -60,18 +63,24 @@ int sq_prep(struct sq *s, const char *sql, sqlite3_stmt **st, char *err, size_t 
  * fail with SQLITE_BUSY without waiting, and then the caller would have to retry. */
 int sq_begin(struct sq *s, char *err, size_t errlen)
 {
+    s->audit_change = 0;
     return sq_exec(s, "BEGIN IMMEDIATE", err, errlen);
 }
 
 void sq_rollback(struct sq *s)
 {
+    s->audit_change = 0;
     if (!sqlite3_get_autocommit(s->db))
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int sq_commit(struct sq *s, uint64_t gen, char *err, size_t errlen)
 {
-    int rc = sq_exec(s, "COMMIT", err, errlen);
+    /* Sealing here rather than in each change: no change can commit without its record on the chain. */
+    int rc = s->audit_change != 0 ? sq_audit_seal(s, err, errlen) : 0;
+    if (rc == 0)
+        rc = sq_exec(s, "COMMIT", err, errlen);
+    s->audit_change = 0;
     if (rc != 0) {
         sq_rollback(s);
         return rc;
@@ -81,7 +90,9 @@ int sq_commit(struct sq *s, uint64_t gen, char *err, size_t errlen)
     return 0;
 }
 
-/* Bumps the generation and logs the change, inside the caller's transaction. */
+/* Bumps the generation and writes the change's audit record, inside the caller's transaction. Its
+ * before and after (sq_audit_state) and its place on the hash chain (sq_audit_seal) come later in
+ * the same transaction: they are known only once the change is made. */
 int sq_change(struct sq *s, const struct pol_actor *who, time_t now, const char *action, const char *target,
               uint64_t *gen, int64_t *change_id, char *err, size_t errlen)
 {
@@ -96,8 +107,8 @@ int sq_change(struct sq *s, const struct pol_actor *who, time_t now, const char 
     *gen = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     st = NULL;
-    POL_TRY(sq_prep(s, "INSERT INTO changes(at, generation, actor, action, target, comment) VALUES (?,?,?,?,?,?)", &st,
-                    err, errlen));
+    POL_TRY(sq_prep(s, "INSERT INTO changes(at, generation, actor, action, target, comment, request_id, source) "
+                       "VALUES (?,?,?,?,?,?,?,?)", &st, err, errlen));
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)*gen);
     sqlite3_bind_text(st, 3, who->actor, -1, SQLITE_STATIC);
@@ -105,11 +116,16 @@ int sq_change(struct sq *s, const struct pol_actor *who, time_t now, const char 
     sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
     if (who->comment != NULL)
         sqlite3_bind_text(st, 6, who->comment, -1, SQLITE_STATIC);
+    if (who->request_id != NULL)
+        sqlite3_bind_text(st, 7, who->request_id, -1, SQLITE_STATIC);
+    if (who->source != NULL)
+        sqlite3_bind_text(st, 8, who->source, -1, SQLITE_STATIC);
     if ((src = sqlite3_step(st)) != SQLITE_DONE) {
         rc = sq_fail(s, src, err, errlen, "change log");
         goto out;
     }
     *change_id = sqlite3_last_insert_rowid(s->db);
+    s->audit_change = *change_id;
 out:
     sqlite3_finalize(st);
     st = NULL;
@@ -410,12 +426,16 @@ static const struct pol_store_ops sqlite_ops = {
     .schema_version = sqlite_schema_version,
     .revoke = sq_revoke,
     .lift = sq_lift,
-    .revocations_each = sq_revocations_each,
+    .revocations_query = sq_revocations_query,
     .allow_add = sq_allow_add,
     .allow_remove = sq_allow_remove,
-    .allow_each = sq_allow_each,
+    .allow_query = sq_allow_query,
+    .allow_lists = sq_allow_lists,
     .crl_import = sq_crl_import,
+    .crl_remove = sq_crl_remove,
     .crls_each = sq_crls_each,
+    .audit_each = sq_audit_each,
+    .audit_verify = sq_audit_verify,
     .load = sqlite_load,
     .delta = sq_delta,
 };
