@@ -18,7 +18,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstri
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -fstack-protector-strong -fPIE -MMD -MP \
            -I. $(shell pkg-config --cflags p11-kit-1 2>/dev/null)
 LDFLAGS_COMMON := -pie -Wl,-z,relro,-z,now -pthread
-LIBS    := $(shell pkg-config --libs p11-kit-1 2>/dev/null) -lyaml -ljansson -lsqlite3 -lhttp_parser -lm -ldl
+LIBS    := $(shell pkg-config --libs p11-kit-1 2>/dev/null) -lyaml -ljansson -lsqlite3 -lhttp_parser -lmicrohttpd -lm -ldl
 
 ifeq ($(FLAVOUR),asan)
   CFLAGS_FL  := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -77,6 +77,8 @@ $(B)/hsmgate: $(B)/obj/gateway/main.o $(B)/libhsmgate.a
 $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(B)/libhsmgate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LIBS) $(shell pkg-config --libs cmocka)
+# The admin API's test drives the server over HTTP with libcurl.
+$(B)/tests/test_adm: ALL_LIBS += -lcurl
 
 # A PKCS#11 module for fault injection: forwards to SoftHSM, and loses the token while a trigger file exists.
 $(SHIM): tests/fault/p11shim.c

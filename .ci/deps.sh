@@ -10,7 +10,7 @@ pkgs=(
   libp11-kit-dev p11-kit                   # PKCS#11 module loading and RFC 7512 URIs
   softhsm2                                 # the HSM of the tests and the demo
   libyaml-dev                              # configuration
-  libjansson-dev                           # JSON (access log, later the admin API)
+  libjansson-dev                           # JSON (access log, admin API)
   libcmocka-dev                            # unit tests
   python3 python3-pytest                   # integration tests
   openssl curl                             # real TLS clients in the tests and the demo
@@ -19,6 +19,8 @@ pkgs=(
   haproxy                                  # a real PROXY v2 consumer (accept-proxy) in the tests
   libsqlite3-dev                           # the policies store
   libhttp-parser-dev                       # HTTP/1.1 parsing on https listeners
+  libmicrohttpd-dev                        # the admin REST API
+  libcurl4-openssl-dev                     # hsmgatectl, the admin API's command-line client
 )
 [ "${WOLFSSL:-local}" = system ] && pkgs+=(libwolfssl-dev)
 

@@ -11,5 +11,7 @@ int gw_cmd_revocations(int argc, char **argv);  /* hsmgate revocations --store F
 int gw_cmd_allow(int argc, char **argv);        /* hsmgate allow add|rm|ls --store FILE ... */
 int gw_cmd_crl(int argc, char **argv);          /* hsmgate crl import|ls --store FILE ... */
 int gw_cmd_verify(int argc, char **argv);       /* hsmgate verify -c FILE --listener NAME [--at T] [--json] CERT [CHAIN] */
+int gw_cmd_audit(int argc, char **argv);        /* hsmgate audit verify|ls --store FILE ... */
+int gw_cmd_admin(int argc, char **argv);        /* hsmgate admin token NAME ROLE */
 
 #endif

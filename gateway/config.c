@@ -672,8 +672,8 @@ static int parse_listeners(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
 static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {"hsm", "log", "workers", "max_connections", "drain_timeout",
-                                       "pid_file", "policy_store", "policies", "listeners"};
-    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_STORE, TK_POLICIES, TK_LISTENERS,
+                                       "pid_file", "policy_store", "policies", "admin", "listeners"};
+    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_STORE, TK_POLICIES, TK_ADMIN, TK_LISTENERS,
            TK_COUNT };
     struct gw_cfg_keyslot s[TK_COUNT];
     struct gw_config *cfg = c->cfg;
@@ -707,6 +707,8 @@ static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
         cfg->policy_store_line = s[TK_STORE].line;
     }
     if (s[TK_POLICIES].val != NULL && gw_cfg_parse_policies(c, &s[TK_POLICIES]) < 0)
+        return -1;
+    if (s[TK_ADMIN].val != NULL && gw_cfg_parse_admin(c, &s[TK_ADMIN]) < 0)
         return -1;
     if (s[TK_LISTENERS].val == NULL) {
         gw_cfg_fail(c, 0, "no listeners: at least one is required under \"listeners\"");
@@ -827,6 +829,7 @@ void gw_config_free(struct gw_config *cfg)
         l->policy = NULL;
     }
     gw_cfg_policies_free(cfg);
+    gw_cfg_admin_free(cfg);
     free(cfg->policy_store);
     cfg->policy_store = NULL;
     free(cfg->listeners);

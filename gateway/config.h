@@ -111,6 +111,16 @@ struct gw_listener_cfg {
     int line;                   /* the line of the listener's mapping */
 };
 
+/* admin: {...} - the REST admin API (admin-api/adm.h); enabled only when the section is there. */
+struct gw_admin_cfg {
+    int enabled;
+    int tcp;                    /* listen on bind (default 127.0.0.1:9440) */
+    struct gw_addr bind;
+    char *unix_socket;          /* NULL: none */
+    char *tokens_file;          /* NULL: authenticated routes answer 401 */
+    int line;
+};
+
 struct gw_config {
     char *path;                 /* the file read */
     char *hsm_module;           int hsm_module_line;    /* may be NULL when every URI names its module */
@@ -123,6 +133,7 @@ struct gw_config {
     char *pid_file;             /* NULL: none */
     char *policy_store;         int policy_store_line;  /* SQLite file of revocations and allowlists; NULL: none */
     struct gw_policy_cfg *policies; size_t npolicies;
+    struct gw_admin_cfg admin;
     struct gw_listener_cfg *listeners; size_t nlisteners;
 };
 

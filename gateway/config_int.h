@@ -120,6 +120,10 @@ int gw_cfg_map_collect(struct gw_cfg_ctx *c, const yaml_node_t *map, const char 
 int gw_cfg_get_path(struct gw_cfg_ctx *c, const char *where, const char *key, const yaml_node_t *n,
                     char **out) GW_WUR;
 
+/* --- admin (config_admin.c) --- */
+int gw_cfg_parse_admin(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s) GW_WUR;
+void gw_cfg_admin_free(struct gw_config *cfg);
+
 /* --- policies (config_policy.c) --- */
 
 /* policies: { NAME: {...} }; fills c->cfg->policies. */

@@ -644,6 +644,7 @@ static int resumed_admission(struct gw_conn *c)
     }
     policy_refused(c);
     atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
+    atomic_fetch_add(&c->l->stats->hs_failed[gw_hs_reason_index(pol_reason_name(r))], 1);
     gw_log(LOG_INFO, "listener %s: resumed session from %s refused: %s", c->l->cfg->name, c->peer,
            pol_reason_name(r));
     c->result = "handshake_failed";
@@ -685,6 +686,7 @@ static void handshake_step(struct gw_conn *c)
     atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
     policy_refused(c);
     const char *reason = gw_tls_handshake_reason(c->ssl, e, &c->tls);
+    atomic_fetch_add(&c->l->stats->hs_failed[gw_hs_reason_index(reason)], 1);
     gw_log(LOG_INFO, "listener %s: handshake from %s refused: %s", c->l->cfg->name, c->peer, reason);
     c->result = "handshake_failed";
     c->reason = reason;
@@ -729,6 +731,7 @@ void gw_conn_sweep(struct gw_worker *w, int force)
             switch (c->state) {
             case CS_HANDSHAKE:
                 atomic_fetch_add(&c->l->stats->handshakes_failed, 1);
+                atomic_fetch_add(&c->l->stats->hs_failed[gw_hs_reason_index("handshake_timeout")], 1);
                 gw_conn_fail(c, "handshake_failed", "handshake_timeout");
                 break;
             case CS_CONNECTING:

@@ -22,6 +22,8 @@ static void usage(FILE *f)
             "  allow ...        allowlist entries: add, rm, ls (hsmgate allow --help)\n"
             "  crl ...          import CRLs of other CAs, list them (hsmgate crl --help)\n"
             "  verify ...       would a listener admit this client certificate? offline (hsmgate verify --help)\n"
+            "  audit ...        the store's hash-chained audit trail: verify, ls (hsmgate audit --help)\n"
+            "  admin token ...  make a bearer token for the admin API (hsmgate admin --help)\n"
             "  version          print the version\n");
 }
 
@@ -48,6 +50,10 @@ int main(int argc, char **argv)
         return gw_cmd_crl(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0)
         return gw_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return gw_cmd_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "admin") == 0)
+        return gw_cmd_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("hsmgate %s\n", HSMGATE_VERSION);
         return 0;

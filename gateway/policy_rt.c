@@ -77,8 +77,8 @@ int gw_policy_open(struct gw_server *srv, const struct gw_config *cfg, char *err
             return -1;
         }
     }
-    /* Readers: one per worker, and this module's thread for its reports. */
-    if (pol_live_new(srv->nworkers + 1, snap, &srv->live) != 0) {
+    /* Readers: one per worker, this module's thread for its reports, the admin API's thread. */
+    if (pol_live_new(srv->nworkers + 2, snap, &srv->live) != 0) {
         pol_snapshot_free(snap);
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -144,7 +144,7 @@ static void *policy_main(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&srv->pol_mu);
-        if (!srv->pol_stop) {
+        if (!srv->pol_stop && !srv->pol_kicked) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += POLL_MS * 1000000L;
@@ -155,6 +155,7 @@ static void *policy_main(void *arg)
             (void)pthread_cond_timedwait(&srv->pol_cv, &srv->pol_mu, &until);
         }
         int stop = srv->pol_stop;
+        srv->pol_kicked = 0;
         pthread_mutex_unlock(&srv->pol_mu);
         if (stop)
             break;
@@ -192,6 +193,16 @@ static void *policy_main(void *arg)
             malloc_trim(0); /* a whole snapshot's memory goes back to the system, not to the next one's peak */
     }
     return NULL;
+}
+
+void gw_policy_kick(struct gw_server *srv)
+{
+    if (!srv->pol_thread_started)
+        return;
+    pthread_mutex_lock(&srv->pol_mu);
+    srv->pol_kicked = 1;
+    pthread_cond_signal(&srv->pol_cv);
+    pthread_mutex_unlock(&srv->pol_mu);
 }
 
 int gw_policy_thread_start(struct gw_server *srv)

@@ -285,7 +285,9 @@ static void reload(struct gw_server *srv)
         free(level_copy);
         return;
     }
+    pthread_mutex_lock(&srv->gen_mu);
     struct gw_gen *old = atomic_exchange(&srv->gen, g);
+    pthread_mutex_unlock(&srv->gen_mu);
     gw_health_publish(srv->health, g);
     srv->max_connections = max_conn;
     srv->drain_timeout_ms = drain;
@@ -298,6 +300,7 @@ static void reload(struct gw_server *srv)
         gw_log(LOG_ERR, "cannot reopen access log %s: %s", access_copy, strerror(errno));
     free(access_copy);
     free(level_copy);
+    gw_admin_reload(srv);
     gw_log(LOG_INFO, "reloaded: generation %llu, %zu listener(s)", (unsigned long long)g->id, g->nlisteners);
 }
 
@@ -323,6 +326,7 @@ static void server_free(struct gw_server *srv)
         }
         free(srv->workers);
     }
+    gw_admin_stop(srv);
     gw_policy_close(srv);
     hsm_ctx_free(srv->hsm);
     free(srv->config_path);
@@ -420,6 +424,7 @@ int gw_server_main(const char *config_path, int check_only)
         return 1;
     }
     hsm_set_logger(hsm_logger);
+    pthread_mutex_init(&srv->gen_mu, NULL);
     if (gw_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "hsmgate: %s\n", err);
         goto out;
@@ -501,6 +506,18 @@ int gw_server_main(const char *config_path, int check_only)
     }
     if (gw_policy_thread_start(srv) != 0)
         gw_log(LOG_ERR, "policy: changes to the store are not followed until a restart");
+    if (gw_admin_start(srv, g->cfg, err, sizeof(err)) != 0) {
+        /* The operator asked for the API: without it they cannot manage the gateway. Stop. */
+        gw_log(LOG_ERR, "%s", err);
+        atomic_store(&srv->state, GW_STOPPING);
+        notify_workers(srv, 0);
+        for (unsigned i = 0; i < srv->nworkers; i++)
+            pthread_join(srv->workers[i].thread, NULL);
+        gw_health_stop(srv->health);
+        srv->health = NULL;
+        free(pid_file);
+        goto out;
+    }
     gw_log(LOG_INFO, "ready: %zu listener(s), %u worker(s)", g->nlisteners, srv->nworkers);
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);
@@ -514,6 +531,7 @@ int gw_server_main(const char *config_path, int check_only)
     gw_health_stop(srv->health);
     srv->health = NULL;
     drain(srv);
+    gw_admin_stop(srv);
     gw_policy_close(srv);
     if (pid_file != NULL)
         unlink(pid_file);

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "admin-api/adm.h"
 #include "gateway/admit.h"
 #include "gateway/config.h"
 #include "gateway/tls.h"
@@ -24,6 +25,11 @@ struct gw_pool;
 struct gw_health;
 struct gw_server;
 struct gw_worker;
+
+/* Handshake failure reasons counted one by one (admin.c has the names; 0 is "other"). */
+#define GW_HS_REASONS 31
+unsigned gw_hs_reason_index(const char *reason);
+const char *gw_hs_reason_name(unsigned i);
 
 /* Counters of one listener, kept across reloads (looked up by listener name). */
 struct gw_listener_stats {
@@ -38,6 +44,7 @@ struct gw_listener_stats {
     atomic_uint_fast64_t bytes_out;    /* backend -> client */
     atomic_uint_fast64_t policy_refused[POL_REASON_COUNT];  /* by enum pol_reason: handshakes and resumptions */
     atomic_uint_fast64_t policy_closed;    /* live connections closed after a change to the store */
+    atomic_uint_fast64_t hs_failed[GW_HS_REASONS];  /* failed handshakes by reason (gw_hs_reason_index) */
     atomic_uint active;
 };
 
@@ -132,6 +139,13 @@ struct gw_server {
     pthread_mutex_t pol_mu;
     pthread_cond_t pol_cv;
     int pol_stop;
+    int pol_kicked;                    /* under pol_mu: refresh now, a change was committed (admin API) */
+    pthread_mutex_t gen_mu;            /* taking a reference to gen from another thread than main */
+    /* The admin API (admin.c): it reads the snapshot as reader nworkers + 1. */
+    struct adm_server *admin;
+    struct adm_hooks admin_hooks;
+    uint32_t admin_magic;
+    int admin_reader_registered;       /* the API's thread only */
 };
 
 /* server.c */
@@ -150,8 +164,15 @@ int gw_policy_open(struct gw_server *srv, const struct gw_config *cfg, char *err
 int gw_policy_thread_start(struct gw_server *srv) GW_WUR;
 /* Stops the thread (after the workers have stopped) and frees the store and the snapshots. */
 void gw_policy_close(struct gw_server *srv);
+/* Asks the policy thread to look at the store now (a change was committed). Any thread. */
+void gw_policy_kick(struct gw_server *srv);
 /* A reload must not move the store: 0 if cfg names the same store, else -1 with a message. */
 int gw_policy_same_store(const struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
+
+/* admin.c: the admin API, when cfg has an admin: section (after the policy store is open). */
+int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
+void gw_admin_stop(struct gw_server *srv);
+void gw_admin_reload(struct gw_server *srv);
 
 /* worker.c */
 void *gw_worker_main(void *arg);

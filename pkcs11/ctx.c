@@ -73,6 +73,9 @@ void hsm_stats_get(const struct hsm_ctx *ctx, struct hsm_stats *out)
         return;
     out->signs = atomic_load_explicit(&ctx->signs, memory_order_relaxed);
     out->sign_errors = atomic_load_explicit(&ctx->sign_errors, memory_order_relaxed);
+    for (int i = 0; i < HSM_LAT_BUCKETS; i++)
+        out->lat_buckets[i] = atomic_load_explicit(&ctx->lat_buckets[i], memory_order_relaxed);
+    out->lat_sum_us = atomic_load_explicit(&ctx->lat_sum_us, memory_order_relaxed);
     out->session_lost = atomic_load_explicit(&ctx->session_lost, memory_order_relaxed);
     out->reopened = atomic_load_explicit(&ctx->reopened, memory_order_relaxed);
 }

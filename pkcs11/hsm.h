@@ -100,11 +100,18 @@ int hsm_sign(struct hsm_key *key, enum hsm_sig_kind kind, unsigned hash_bits,
              const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len) HSM_WUR;
 
 /* Counters since start (all threads). */
+/* Upper bounds (microseconds) of the signature latency histogram's buckets; the last is +Inf. */
+#define HSM_LAT_BUCKETS 10
+extern const unsigned hsm_lat_bounds_us[HSM_LAT_BUCKETS - 1];
+
 struct hsm_stats {
     uint64_t signs;           /* successful signatures */
     uint64_t sign_errors;     /* failed signatures (any cause) */
     uint64_t session_lost;    /* sessions found lost */
     uint64_t reopened;        /* sessions reopened after a loss */
+    uint64_t lat_buckets[HSM_LAT_BUCKETS];  /* successful signatures by time in the token (C_SignInit+C_Sign),
+                                               not cumulative */
+    uint64_t lat_sum_us;
 };
 void hsm_stats_get(const struct hsm_ctx *ctx, struct hsm_stats *out);
 

@@ -181,6 +181,7 @@ struct hsm_ctx {
     struct hsm_key *keys;
     struct hsm_thread threads[HSM_MAX_THREADS];
     atomic_uint_fast64_t signs, sign_errors, session_lost, reopened;
+    atomic_uint_fast64_t lat_buckets[HSM_LAT_BUCKETS], lat_sum_us;
 };
 
 #endif

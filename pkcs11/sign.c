@@ -41,6 +41,8 @@ static int pkcs1_type1_pad(const uint8_t *t, size_t t_len, uint8_t *em, size_t k
     return 0;
 }
 
+const unsigned hsm_lat_bounds_us[HSM_LAT_BUCKETS - 1] = { 25, 50, 100, 250, 500, 1000, 2500, 10000, 100000 };
+
 int hsm_sign(struct hsm_key *key, enum hsm_sig_kind kind, unsigned hash_bits, const uint8_t *in, size_t in_len,
              uint8_t *out, size_t *out_len)
 {
@@ -149,9 +151,12 @@ int hsm_sign(struct hsm_key *key, enum hsm_sig_kind kind, unsigned hash_bits, co
     HSM_TRY(hsm_tsess_ready(tok, (unsigned)idx));
     HSM_TRY(hsm_key_th_ready(key, (unsigned)idx, &kh));
     sh = tok->sess[idx].h;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     rv = f->C_SignInit(sh, &mech, kh);
     if (rv == CKR_OK)
         rv = f->C_Sign(sh, (CK_BYTE *)data, data_len, sig, &sig_len);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rv != CKR_OK) {
         /* OPERATION_ACTIVE: a sign operation was left open; only a new session clears it. */
         if (hsm_ckr_is_lost(rv) || rv == CKR_OPERATION_ACTIVE) {
@@ -173,6 +178,14 @@ int hsm_sign(struct hsm_key *key, enum hsm_sig_kind kind, unsigned hash_bits, co
         *out_len = sig_len;
     }
     atomic_fetch_add_explicit(&ctx->signs, 1, memory_order_relaxed);
+    {
+        uint64_t us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000u;
+        int b = 0;
+        while (b < HSM_LAT_BUCKETS - 1 && us > hsm_lat_bounds_us[b])
+            b++;
+        atomic_fetch_add_explicit(&ctx->lat_buckets[b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ctx->lat_sum_us, us, memory_order_relaxed);
+    }
 out:
     if (rc < 0)
         atomic_fetch_add_explicit(&key->ctx->sign_errors, 1, memory_order_relaxed);

@@ -853,7 +853,7 @@ static void test_err_unknown_keys(void **state)
     (void)state;
     expect_err("workers: 1\nworker: 2\n" L_HEAD, 2,
                "unknown key \"worker\" (valid: hsm, log, workers, max_connections, drain_timeout, "
-               "pid_file, policy_store, policies, listeners)");
+               "pid_file, policy_store, policies, admin, listeners)");
     expect_err(L_HEAD "    authh: two-way\n", 7, "listener \"payments\": unknown key \"authh\" (valid: name, type, bind, auth,");
     expect_err("hsm:\n  module: /m.so\n  slot: 3\n" L_HEAD, 3, "hsm: unknown key \"slot\" (valid: module, pin)");
     expect_err("log: { level: info, format: json }\n" L_HEAD, 1, "log: unknown key \"format\" (valid: level, access_log)");

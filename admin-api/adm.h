@@ -1,0 +1,74 @@
+/* adm.h - the admin REST API (libmicrohttpd, jansson): what the gateway sees of it.
+ *
+ * The server runs in libmicrohttpd's own thread (MHD_USE_INTERNAL_POLLING_THREAD, one thread), so a
+ * slow request never blocks the data plane, and the data plane is reached only through the hooks
+ * below (counters read atomically, the policy thread kicked). Changes go to the policy store
+ * (policies/pol.h), which makes them durable before the API answers; the gateway's policy thread then
+ * publishes them to the workers at once. See admin-api/README.md for the routes.
+ */
+#ifndef HSMGATE_ADMIN_API_ADM_H
+#define HSMGATE_ADMIN_API_ADM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+#include "policies/pol.h"
+
+#define ADM_WUR __attribute__((warn_unused_result))
+
+struct adm_server;
+
+/* The admin section of the configuration (gateway/config.h fills one). */
+struct adm_config {
+    const struct sockaddr *bind;    /* TCP address (127.0.0.1:9440 by default); NULL: none */
+    socklen_t bind_len;
+    const char *bind_text;          /* for messages */
+    const char *unix_socket;        /* a Unix socket path besides (or instead of) TCP; NULL: none */
+    const char *tokens_file;        /* bearer tokens (admin-api/README.md: format); NULL: every
+                                     * authenticated route answers 401 */
+    size_t max_body;                /* request body cap in bytes; 0: 8 MiB */
+};
+
+/* What the API reads or asks of the running gateway. Every callback runs on the API's thread and must
+ * not block for long; ctx is the gateway's. Any callback may be NULL (the route then says 503). */
+struct adm_hooks {
+    void *ctx;
+    /* A change was committed to the store: publish it now (wakes the policy thread). */
+    void (*policy_changed)(void *ctx);
+    /* Prometheus text exposition (format 0.0.4) of the gateway's own metrics, appended to *out
+     * (a malloc'd, NUL-terminated buffer the callee may realloc; *len is its length). 0 or -1. */
+    int (*metrics)(void *ctx, char **out, size_t *len);
+    /* {"listeners": [...]} with each listener's configuration and counters (a new reference). */
+    json_t *(*listeners)(void *ctx);
+    /* {"status": "ok"|"degraded", "hsm": ..., "store": ..., "listeners": ...}; *ok 0 when degraded. */
+    json_t *(*health)(void *ctx, int *ok);
+    /* The store generation in force on the data plane (0 without a store). */
+    uint64_t (*policy_generation)(void *ctx);
+};
+
+/* Starts the server. store may be NULL (the policy routes then answer 503). Returns 0, or a negative
+ * value with a message in err (a bind that fails, a tokens file that does not load). */
+int adm_server_start(const struct adm_config *cfg, struct pol_store *store, const struct adm_hooks *hooks,
+                     struct adm_server **out, char *err, size_t errlen) ADM_WUR;
+/* Stops accepting, finishes the request in progress, frees everything. Accepts NULL. */
+void adm_server_stop(struct adm_server *s);
+
+/* Reloads the tokens file (SIGHUP); the old tokens stay in force if the file does not load. */
+int adm_server_reload_tokens(struct adm_server *s, char *err, size_t errlen) ADM_WUR;
+
+/* The TCP port the server listens on (useful when cfg->bind asked for port 0), or 0 without TCP. */
+int adm_server_port(const struct adm_server *s);
+
+/* A new bearer token for the tokens file (for `hsmgate admin token NAME ROLE`): 32 random bytes from
+ * getrandom(2), base64url without padding (ADM_TOKEN_LEN characters), into token_out (cap at least
+ * ADM_TOKEN_LEN + 1), and the lower-case hex SHA-256 of that string into hash_hex_out (at least
+ * ADM_TOKEN_HASH_HEX_LEN + 1 bytes): the third field of the line `NAME ROLE HASH`. The caller shows
+ * the token once and wipes it. Returns 0 or -1 (cap too small, no randomness). */
+#define ADM_TOKEN_LEN 43
+#define ADM_TOKEN_HASH_HEX_LEN 64
+int adm_token_new(char *token_out, size_t cap, char *hash_hex_out) ADM_WUR;
+
+#endif

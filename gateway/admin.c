@@ -1,0 +1,353 @@
+/* admin.c - the gateway's side of the admin API (admin-api/adm.h): starting and stopping it, and the
+ * hooks through which it sees the gateway: metrics in the Prometheus text format, listeners with
+ * their counters, health, and the kick that publishes a committed change at once.
+ *
+ * Everything here runs on the API's own thread. It reads counters (atomics), the running generation
+ * (a reference taken under gen_mu, so a reload cannot free it meanwhile), the policy snapshot (as
+ * reader nworkers + 1) and the store (its handle serializes callers); it never touches a worker's
+ * connections.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin-api/adm.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+#include "pkcs11/hsm.h"
+
+#define ADMIN_MAGIC 0x61646d47u /* "Gmda" */
+
+static struct gw_server *srv_of(void *ctx)
+{
+    struct gw_server *srv = ctx;
+    return srv != NULL && srv->admin_magic == ADMIN_MAGIC ? srv : NULL;
+}
+
+/* The running generation, referenced (gw_gen_unref when done). */
+static struct gw_gen *current_gen(struct gw_server *srv)
+{
+    pthread_mutex_lock(&srv->gen_mu);
+    struct gw_gen *g = gw_gen_ref(atomic_load(&srv->gen));
+    pthread_mutex_unlock(&srv->gen_mu);
+    return g;
+}
+
+/* Prometheus label values: backslash, quote and newline escaped (text format 0.0.4). */
+static void label(FILE *f, const char *s)
+{
+    for (; s != NULL && *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } heads[] = {
+        { "hsmgate_connections_accepted_total", "counter", "Client connections accepted." },
+        { "hsmgate_connections_active", "gauge", "Client connections open now." },
+        { "hsmgate_connections_rejected_capacity_total", "counter", "Connections closed at once: a connection cap was reached." },
+        { "hsmgate_handshakes_total", "counter", "TLS handshakes by result and, for failures, reason." },
+        { "hsmgate_resumptions_total", "counter", "Handshakes that resumed a session (ticket, session ID or PSK)." },
+        { "hsmgate_backend_failures_total", "counter", "Connections whose backends could not be reached." },
+        { "hsmgate_bytes_total", "counter", "Application bytes, client to backend (in) and backend to client (out)." },
+        { "hsmgate_policy_refusals_total", "counter", "Client certificates refused by the admission policy, by reason." },
+        { "hsmgate_connections_closed_by_policy_total", "counter", "Live connections closed because a change to the policy store refuses their client now." },
+    };
+    for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+        metric_head(f, heads[h].name, heads[h].type, heads[h].help);
+        for (size_t i = 0; g != NULL && i < g->nlisteners; i++) {
+            const struct gw_listener_stats *st = g->listeners[i].stats;
+            const char *ln = g->listeners[i].cfg->name;
+            switch (h) {
+            case 0: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->accepted)); break;
+            case 1: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %u\n", atomic_load(&st->active)); break;
+            case 2: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->rejected_cap)); break;
+            case 3:
+                fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\",result=\"ok\",reason=\"\"} %llu\n", (unsigned long long)atomic_load(&st->handshakes_ok));
+                for (unsigned r = 0; r < GW_HS_REASONS; r++) {
+                    unsigned long long n = atomic_load(&st->hs_failed[r]);
+                    if (n == 0)
+                        continue;
+                    fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                    fprintf(f, "\",result=\"failed\",reason=\"%s\"} %llu\n", gw_hs_reason_name(r), n);
+                }
+                break;
+            case 4: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->resumed)); break;
+            case 5: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->backend_failed)); break;
+            case 6:
+                fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\",direction=\"in\"} %llu\n", (unsigned long long)atomic_load(&st->bytes_in));
+                fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\",direction=\"out\"} %llu\n", (unsigned long long)atomic_load(&st->bytes_out));
+                break;
+            case 7:
+                for (unsigned r = 1; r < POL_REASON_COUNT; r++) {
+                    unsigned long long n = atomic_load(&st->policy_refused[r]);
+                    fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                    fprintf(f, "\",reason=\"%s\"} %llu\n", pol_reason_name((enum pol_reason)r), n);
+                }
+                break;
+            case 8: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->policy_closed)); break;
+            }
+        }
+    }
+    (void)srv;
+}
+
+static void hsm_metrics(FILE *f, struct gw_server *srv)
+{
+    struct hsm_stats st;
+    if (srv->hsm == NULL)
+        return;
+    hsm_stats_get(srv->hsm, &st);
+    metric_head(f, "hsmgate_hsm_signatures_total", "counter", "Signatures made in the HSM.");
+    fprintf(f, "hsmgate_hsm_signatures_total %llu\n", (unsigned long long)st.signs);
+    metric_head(f, "hsmgate_hsm_signature_errors_total", "counter", "Signatures that failed (any cause).");
+    fprintf(f, "hsmgate_hsm_signature_errors_total %llu\n", (unsigned long long)st.sign_errors);
+    metric_head(f, "hsmgate_hsm_sessions_lost_total", "counter", "PKCS#11 sessions found lost (and reopened later).");
+    fprintf(f, "hsmgate_hsm_sessions_lost_total %llu\n", (unsigned long long)st.session_lost);
+    metric_head(f, "hsmgate_hsm_signature_seconds", "histogram", "Time of a signature in the token (C_SignInit + C_Sign).");
+    unsigned long long cum = 0;
+    for (int b = 0; b < HSM_LAT_BUCKETS; b++) {
+        cum += st.lat_buckets[b];
+        if (b < HSM_LAT_BUCKETS - 1)
+            fprintf(f, "hsmgate_hsm_signature_seconds_bucket{le=\"%g\"} %llu\n", hsm_lat_bounds_us[b] / 1e6, cum);
+        else
+            fprintf(f, "hsmgate_hsm_signature_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    }
+    fprintf(f, "hsmgate_hsm_signature_seconds_sum %.6f\nhsmgate_hsm_signature_seconds_count %llu\n",
+            st.lat_sum_us / 1e6, cum);
+}
+
+struct crl_metric {
+    FILE *f;
+    time_t now;
+};
+
+static int crl_row(void *arg, const struct pol_crl_row *row)
+{
+    struct crl_metric *m = arg;
+    fprintf(m->f, "hsmgate_crl_next_update_seconds{issuer=\"");
+    label(m->f, row->issuer_text);
+    fprintf(m->f, "\"} %lld\n", row->next_update ? (long long)(row->next_update - m->now) : -1LL);
+    return 0;
+}
+
+static void policy_metrics(FILE *f, struct gw_server *srv)
+{
+    unsigned reader = srv->nworkers + 1;
+    if (srv->live == NULL)
+        return;
+    if (!srv->admin_reader_registered) {
+        if (pol_reader_register(srv->live, reader) != 0)
+            return;
+        srv->admin_reader_registered = 1;
+    } else {
+        pol_reader_online(srv->live, reader);
+    }
+    const struct pol_snapshot *s = pol_snapshot_current(srv->live, reader);
+    if (s != NULL) {
+        struct pol_snapshot_stats st;
+        pol_snapshot_get_stats(s, &st);
+        metric_head(f, "hsmgate_policy_generation", "gauge", "Policy store generation in force on the data plane.");
+        fprintf(f, "hsmgate_policy_generation %llu\n", (unsigned long long)st.generation);
+        metric_head(f, "hsmgate_policy_revocations", "gauge", "Revoked serials in the snapshot in force (ours and imported CRLs').");
+        fprintf(f, "hsmgate_policy_revocations %zu\n", st.revocations);
+        metric_head(f, "hsmgate_policy_allowlist_entries", "gauge", "Allowlist entries in the snapshot in force.");
+        fprintf(f, "hsmgate_policy_allowlist_entries %zu\n", st.allow_entries);
+        metric_head(f, "hsmgate_policy_snapshot_bytes", "gauge", "Memory held by the snapshot in force.");
+        fprintf(f, "hsmgate_policy_snapshot_bytes %zu\n", st.bytes);
+    }
+    pol_reader_offline(srv->live, reader);
+    if (srv->store != NULL) {
+        char err[256];
+        struct crl_metric m = { f, time(NULL) };
+        metric_head(f, "hsmgate_crl_next_update_seconds", "gauge",
+                    "Seconds until an imported CRL's nextUpdate (negative: past it; -1 without one).");
+        if (pol_store_crls_each(srv->store, crl_row, &m, err, sizeof(err)) != 0)
+            fprintf(f, "# the store could not be read: %s\n", err);
+    }
+}
+
+static int hook_metrics(void *ctx, char **out, size_t *len)
+{
+    struct gw_server *srv = srv_of(ctx);
+    char *buf = NULL;
+    size_t n = 0;
+    if (srv == NULL)
+        return -1;
+    FILE *f = open_memstream(&buf, &n);
+    if (f == NULL)
+        return -1;
+    struct gw_gen *g = current_gen(srv);
+    listener_metrics(f, srv, g);
+    gw_gen_unref(g);
+    metric_head(f, "hsmgate_connections_open", "gauge", "Client connections open now, all listeners.");
+    fprintf(f, "hsmgate_connections_open %u\n", atomic_load(&srv->active));
+    hsm_metrics(f, srv);
+    policy_metrics(f, srv);
+    if (fclose(f) != 0) {
+        free(buf);
+        return -1;
+    }
+    char *q = realloc(*out, *len + n + 1);
+    if (q == NULL) {
+        free(buf);
+        return -1;
+    }
+    memcpy(q + *len, buf, n + 1);
+    *out = q;
+    *len += n;
+    free(buf);
+    return 0;
+}
+
+static json_t *hook_listeners(void *ctx)
+{
+    static const char *const auths[] = { "one-way", "two-way", "optional" };
+    struct gw_server *srv = srv_of(ctx);
+    if (srv == NULL)
+        return NULL;
+    json_t *arr = json_array();
+    struct gw_gen *g = current_gen(srv);
+    for (size_t i = 0; g != NULL && arr != NULL && i < g->nlisteners; i++) {
+        const struct gw_listener *l = &g->listeners[i];
+        const struct gw_listener_cfg *c = l->cfg;
+        json_t *backends = json_array();
+        for (size_t b = 0; backends != NULL && b < c->nbackends; b++)
+            json_array_append_new(backends, json_string(c->backends[b].addr.text));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o, s:{s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I}}",
+            "name", c->name, "type", c->type == GW_LISTENER_HTTPS ? "https" : "tcp", "bind", c->bind.text,
+            "auth", auths[c->auth], "policy", l->admit != NULL ? l->admit->name : NULL,
+            "backends", backends ? backends : json_array(),
+            "counters", "accepted", (json_int_t)atomic_load(&l->stats->accepted), "active", (int)atomic_load(&l->stats->active),
+            "handshakes_ok", (json_int_t)atomic_load(&l->stats->handshakes_ok),
+            "handshakes_failed", (json_int_t)atomic_load(&l->stats->handshakes_failed),
+            "resumed", (json_int_t)atomic_load(&l->stats->resumed),
+            "closed_by_policy", (json_int_t)atomic_load(&l->stats->policy_closed),
+            "bytes_in", (json_int_t)atomic_load(&l->stats->bytes_in),
+            "bytes_out", (json_int_t)atomic_load(&l->stats->bytes_out)));
+    }
+    uint64_t gen_id = g != NULL ? g->id : 0;
+    gw_gen_unref(g);
+    return arr != NULL ? json_pack("{s:o, s:I}", "listeners", arr, "config_generation", (json_int_t)gen_id) : NULL;
+}
+
+static json_t *hook_health(void *ctx, int *ok)
+{
+    struct gw_server *srv = srv_of(ctx);
+    *ok = 0;
+    if (srv == NULL)
+        return NULL;
+    int good = 1;
+    json_t *store = NULL, *hsm = NULL;
+    if (srv->store != NULL) {
+        uint64_t gen = 0;
+        int rc = pol_store_generation(srv->store, &gen);
+        good &= rc == 0;
+        store = json_pack("{s:s, s:s, s:I, s:I}", "status", rc == 0 ? "ok" : "error", "path", srv->policy_store_path,
+                          "generation", (json_int_t)gen, "in_force", (json_int_t)pol_live_generation(srv->live));
+    } else {
+        store = json_pack("{s:s}", "status", "none");
+    }
+    if (srv->hsm != NULL) {
+        struct hsm_stats st;
+        hsm_stats_get(srv->hsm, &st);
+        hsm = json_pack("{s:s, s:I, s:I, s:I}", "status", "ok", "signatures", (json_int_t)st.signs,
+                        "errors", (json_int_t)st.sign_errors, "sessions_lost", (json_int_t)st.session_lost);
+    } else {
+        hsm = json_pack("{s:s}", "status", "none");
+    }
+    struct gw_gen *g = current_gen(srv);
+    size_t nl = g != NULL ? g->nlisteners : 0;
+    gw_gen_unref(g);
+    int state = atomic_load(&srv->state);
+    good &= state == GW_RUNNING;
+    *ok = good;
+    return json_pack("{s:s, s:s, s:o, s:o, s:{s:I, s:i}}", "status", good ? "ok" : "degraded",
+                     "state", state == GW_RUNNING ? "running" : state == GW_DRAINING ? "draining" : "stopping",
+                     "store", store ? store : json_null(), "hsm", hsm ? hsm : json_null(),
+                     "listeners", "count", (json_int_t)nl, "connections", (int)atomic_load(&srv->active));
+}
+
+static void hook_policy_changed(void *ctx)
+{
+    struct gw_server *srv = srv_of(ctx);
+    if (srv != NULL)
+        gw_policy_kick(srv);
+}
+
+static uint64_t hook_policy_generation(void *ctx)
+{
+    struct gw_server *srv = srv_of(ctx);
+    return srv != NULL && srv->live != NULL ? pol_live_generation(srv->live) : 0;
+}
+
+int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    const struct gw_admin_cfg *a = &cfg->admin;
+    if (!a->enabled)
+        return 0;
+    srv->admin_magic = ADMIN_MAGIC;
+    srv->admin_hooks = (struct adm_hooks){
+        .ctx = srv,
+        .policy_changed = hook_policy_changed,
+        .metrics = hook_metrics,
+        .listeners = hook_listeners,
+        .health = hook_health,
+        .policy_generation = hook_policy_generation,
+    };
+    struct adm_config ac = {
+        .bind = a->tcp ? (const struct sockaddr *)&a->bind.ss : NULL,
+        .bind_len = a->tcp ? a->bind.len : 0,
+        .bind_text = a->tcp ? a->bind.text : NULL,
+        .unix_socket = a->unix_socket,
+        .tokens_file = a->tokens_file,
+        .max_body = 0,
+    };
+    char aerr[512];
+    if (adm_server_start(&ac, srv->store, &srv->admin_hooks, &srv->admin, aerr, sizeof(aerr)) != 0) {
+        snprintf(err, errlen, "%s:%d: admin: %s", cfg->path, a->line, aerr);
+        return -1;
+    }
+    gw_log(LOG_INFO, "admin API on %s%s%s%s", a->tcp ? a->bind.text : "", a->tcp && a->unix_socket ? " and " : "",
+           a->unix_socket ? a->unix_socket : "", a->tokens_file ? "" : " (no tokens_file: every authenticated route answers 401)");
+    return 0;
+}
+
+void gw_admin_stop(struct gw_server *srv)
+{
+    adm_server_stop(srv->admin);
+    srv->admin = NULL;
+}
+
+void gw_admin_reload(struct gw_server *srv)
+{
+    char err[512];
+    if (srv->admin == NULL)
+        return;
+    if (adm_server_reload_tokens(srv->admin, err, sizeof(err)) != 0)
+        gw_log(LOG_ERR, "admin: tokens not reloaded, the old ones stay in force: %s", err);
+}
