@@ -85,6 +85,13 @@ if ! grep -q 9443 "$demo/hsmgate.yaml"; then
   echo "demo: this demo/ predates the HTTPS listener; run 'make demo-clean' and 'make demo' to get it" >&2
 fi
 
+if ! grep -q '^admin:' "$demo/hsmgate.yaml"; then
+  # the admin API, with one admin token (the file keeps only its SHA-256; the token is in demo/admin.token)
+  umask 077
+  "$bin" admin token demo-admin admin --line-only > "$demo/admin.tokens" 2> "$demo/admin.token"
+  umask 022
+  printf 'admin: { bind: "127.0.0.1:9440", tokens_file: "%s/admin.tokens" }\n' "$demo" >> "$demo/hsmgate.yaml"
+fi
 if ! grep -q '^policy_store:' "$demo/hsmgate.yaml"; then
   # a demo/ made before the policy store existed: give it one (a top-level key may follow the list)
   printf 'policy_store: %s/policy.db\n' "$demo" >> "$demo/hsmgate.yaml"
@@ -125,6 +132,12 @@ Try, from another terminal in $top:
   curl --cacert demo/root-ca.pem --cert demo/client.crt --key demo/client.key https://localhost:9443/
   $bin revoke --lift --store demo/policy.db --cert demo/client.crt
   $bin verify -c demo/hsmgate.yaml --listener payments demo/client.crt
+
+  # the admin API (token in demo/admin.token; no token needed for health and metrics):
+  curl -s http://127.0.0.1:9440/v1/health
+  curl -s http://127.0.0.1:9440/metrics | grep hsmgate_handshakes_total
+  curl -s -H "Authorization: Bearer \$(cat demo/admin.token)" http://127.0.0.1:9440/v1/listeners
+  curl -s -H "Authorization: Bearer \$(cat demo/admin.token)" http://127.0.0.1:9440/v1/audit
 
   # one JSON line per connection (per request on the HTTPS listener, with method, path, status, upstream_ms):
   tail -f demo/access.log

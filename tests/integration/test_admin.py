@@ -1,0 +1,268 @@
+"""The admin REST API on the real gateway: tokens made with `hsmgate admin token`, roles, health and
+metrics that move with real traffic, listeners, the OpenAPI document, token reload on SIGHUP, and
+changes made over the API enforced on the next handshake and on live connections."""
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BIN, free_port, listener, run, client_ctx
+
+WAIT = 10
+
+
+def make_token(name, role):
+    r = run([BIN, "admin", "token", name, role])
+    return r.stdout.decode().strip(), r.stderr.decode().strip()
+
+
+class Api:
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def call(self, method, path, token=None, body=None, ctype="application/json", headers=None):
+        data = None
+        h = dict(headers or {})
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            h["Content-Type"] = ctype
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=WAIT) as r:
+                raw = r.read()
+                return r.status, dict(r.headers), raw
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def json(self, method, path, token=None, body=None, want=200):
+        status, headers, raw = self.call(method, path, token, body)
+        assert status == want, (status, raw)
+        return json.loads(raw) if raw else None
+
+
+@pytest.fixture
+def admin_gw(pki, gateway, echo, tmp_path):
+    """A gateway with a two-way listener, a policy store and the admin API; tokens of each role."""
+    tokens = {}
+    lines = []
+    for role in ("reader", "operator", "admin"):
+        tok, line = make_token(f"{role}-1", role)
+        tokens[role] = tok
+        lines.append(line)
+    tf = tmp_path / "admin.tokens"
+    tf.write_text("# made by test_admin.py\n" + "\n".join(lines) + "\n")
+    os.chmod(tf, 0o600)
+    port = free_port()
+    store = tmp_path / "policy.db"
+    g = gateway([listener(pki, "mtls", echo.port, auth="two-way")], policy_store=f'"{store}"',
+                admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')
+    g.wait_log("admin API on 127.0.0.1:%d" % port)
+    return g, Api(port), tokens, store, tf
+
+
+def handshake(port, ctx, payload=b"ping"):
+    """True if admitted (the echo comes back), False if refused."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(payload)
+                return s.recv(len(payload)) == payload
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return False
+
+
+def metric(text, name, **labels):
+    """The value of one sample of the Prometheus text, or None."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head == name and not labels or head == f"{name}{{{want}}}":
+            return float(value)
+    return None
+
+
+def test_token_cli():
+    """`hsmgate admin token NAME ROLE`: a fresh random token on stdout, `NAME ROLE SHA256(token)` on stderr;
+    bad names and roles are usage errors."""
+    import hashlib
+    tok, line = make_token("ci-bot", "operator")
+    name, role, digest = line.split()
+    assert (name, role) == ("ci-bot", "operator")
+    assert digest == hashlib.sha256(tok.encode()).hexdigest()
+    assert make_token("ci-bot", "operator")[0] != tok
+    assert run([BIN, "admin", "token", "bad name", "reader"], check=False).returncode == 2
+    assert run([BIN, "admin", "token", "x", "root"], check=False).returncode == 2
+
+
+def test_health_metrics_without_auth_and_moving(admin_gw, pki):
+    """/v1/health and /metrics answer without a token; the handshake counters and the HSM signature
+    histogram move with real handshakes, and a refusal is counted under its reason."""
+    g, api, _, _, _ = admin_gw
+    h = api.json("GET", "/v1/health")
+    assert h["status"] == "ok" and h["store"]["status"] == "ok" and h["hsm"]["status"] == "ok", h
+    status, headers, before = api.call("GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain"), headers
+    before = before.decode()
+    ok0 = metric(before, "hsmgate_handshakes_total", listener="mtls", result="ok", reason="") or 0
+    signs0 = metric(before, "hsmgate_hsm_signature_seconds_count") or 0
+    crt, key = pki.client("adm-metrics")
+    assert handshake(g.port("mtls"), client_ctx(pki, cert=(crt, key)))
+    assert not handshake(g.port("mtls"), client_ctx(pki))  # no client certificate
+    deadline = time.time() + WAIT
+    while True:
+        after = api.call("GET", "/metrics")[2].decode()
+        failed = metric(after, "hsmgate_handshakes_total", listener="mtls", result="failed", reason="no_client_certificate")
+        if failed or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert metric(after, "hsmgate_handshakes_total", listener="mtls", result="ok", reason="") >= ok0 + 1, after
+    assert failed and failed >= 1, after
+    assert metric(after, "hsmgate_hsm_signature_seconds_count") >= signs0 + 2, after
+    assert metric(after, "hsmgate_policy_generation") is not None
+    assert metric(after, "hsmgate_admin_requests_total", method="GET", route="/v1/health", status="200") >= 1, after
+
+
+def test_roles_and_tokens(admin_gw):
+    """No token or a wrong one: 401 with WWW-Authenticate; a reader may read, not write (403); every
+    response carries a request id; problems are RFC 9457 documents."""
+    g, api, tokens, _, _ = admin_gw
+    status, headers, body = api.call("GET", "/v1/listeners")
+    assert status == 401 and headers.get("WWW-Authenticate", "").startswith("Bearer"), (status, headers)
+    problem = json.loads(body)
+    assert problem["status"] == 401 and problem["title"] and problem["instance"].startswith("urn:request:"), problem
+    assert api.call("GET", "/v1/listeners", token="not-a-token")[0] == 401
+    ls = api.json("GET", "/v1/listeners", tokens["reader"])
+    (l,) = ls["listeners"]
+    assert l["name"] == "mtls" and l["auth"] == "two-way" and "handshakes_ok" in l["counters"], ls
+    status, headers, body = api.call("POST", "/v1/revocations", tokens["reader"], {"serial": "01"})
+    assert status == 403, (status, body)
+    status, headers, _ = api.call("GET", "/v1/health", headers={"X-Request-Id": "req-42"})
+    assert headers.get("X-Request-Id") == "req-42"
+
+
+def test_openapi_lists_the_routes(admin_gw):
+    """/v1/openapi.json is an OpenAPI 3 document of the routes the server really has."""
+    _, api, _, _, _ = admin_gw
+    doc = api.json("GET", "/v1/openapi.json")
+    assert doc["openapi"].startswith("3."), doc.get("openapi")
+    for path in ("/v1/health", "/metrics", "/v1/listeners", "/v1/revocations"):
+        assert path in doc["paths"], sorted(doc["paths"])
+
+
+def test_sighup_reloads_tokens(admin_gw):
+    """A token added to the tokens file works after SIGHUP; a broken file leaves the old tokens."""
+    g, api, tokens, _, tf = admin_gw
+    tok, line = make_token("late", "reader")
+    assert api.call("GET", "/v1/listeners", tok)[0] == 401
+    tf.write_text(tf.read_text() + line + "\n")
+    g.signal(signal.SIGHUP)
+    g.wait_log("reloaded: generation 2")
+    deadline = time.time() + WAIT
+    while api.call("GET", "/v1/listeners", tok)[0] != 200:
+        assert time.time() < deadline, g.log()
+        time.sleep(0.05)
+    tf.write_text("this is not a tokens file\n")
+    g.signal(signal.SIGHUP)
+    g.wait_log("reloaded: generation 3")
+    g.wait_log("admin: tokens not reloaded")
+    assert api.call("GET", "/v1/listeners", tok)[0] == 200
+
+
+def test_no_admin_section_no_api(pki, gateway, echo):
+    """Without an admin: section there is no admin API (and no port taken)."""
+    g = gateway([listener(pki, "plain", echo.port)])
+    assert "admin API on" not in g.log()
+
+
+def wait_refused(port, ctx, timeout=WAIT):
+    deadline = time.time() + timeout
+    while handshake(port, ctx):
+        assert time.time() < deadline, "still admitted"
+        time.sleep(0.01)
+
+
+def test_revoke_over_api_enforced_and_audited(admin_gw, pki):
+    """An operator revokes a client over the API: the answer comes after the commit (it names the new
+    generation), the next handshake is refused, the client's live connection is closed, the revocation is
+    listed, and the audit trail names the token, the request id and the source, and verifies."""
+    g, api, tokens, store, _ = admin_gw
+    crt, key = pki.client("adm-victim")
+    ctx = client_ctx(pki, cert=(crt, key))
+    port = g.port("mtls")
+    assert handshake(port, ctx)
+    live = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=WAIT), server_hostname="localhost")
+    live.sendall(b"x")
+    assert live.recv(1) == b"x"
+    pem = open(crt).read()
+    status, headers, body = api.call("POST", "/v1/revocations", tokens["operator"],
+                                     {"certificate": pem, "reason": "keyCompromise", "comment": "INC-1"},
+                                     headers={"X-Request-Id": "adm-revoke-1"})
+    assert status == 201, body
+    rec = json.loads(body)
+    assert rec["reason"] == "keyCompromise" and rec["generation"] >= 1, rec
+    wait_refused(port, ctx)
+    live.settimeout(WAIT)
+    try:
+        closed = live.recv(1) == b""
+    except (ssl.SSLError, ConnectionResetError):
+        closed = True
+    assert closed, "the revoked client's live connection is still open"
+    live.close()
+    # the same again: 409, nothing changes
+    assert api.call("POST", "/v1/revocations", tokens["operator"], {"certificate": pem})[0] == 409
+    items = api.json("GET", "/v1/revocations", tokens["reader"])["items"]
+    assert [i["reason"] for i in items] == ["keyCompromise"] and items[0]["actor"] == "token:operator-1", items
+    audit = api.json("GET", "/v1/audit", tokens["reader"])["items"]
+    mine = [a for a in audit if a.get("request_id") == "adm-revoke-1"]
+    assert len(mine) == 1 and mine[0]["actor"] == "token:operator-1" and mine[0]["source"].startswith("127.0.0.1"), audit
+    v = api.json("GET", "/v1/audit/verify", tokens["reader"])
+    assert v["intact"] is True and v["records"] >= 1 and len(v["last_hash"]) == 64, v
+    # the CLI sees the same trail
+    r = run([BIN, "audit", "verify", "--store", str(store)])
+    assert b"intact" in r.stdout + r.stderr
+
+
+def test_allowlist_over_api(pki, gateway, echo, tmp_path):
+    """A policy that requires an allowlist: a client is refused until an operator adds it over the API
+    (by certificate, match spki), and refused again once the entry is deleted."""
+    tok, line = make_token("ops", "operator")
+    tf = tmp_path / "t.tokens"
+    tf.write_text(line + "\n")
+    os.chmod(tf, 0o600)
+    port = free_port()
+    store = tmp_path / "policy.db"
+    l = dict(listener(pki, "api", echo.port, auth="two-way"))
+    l.pop("client_ca", None)
+    l["policy"] = "partners"
+    g = gateway([l], policy_store=f'"{store}"', admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}',
+                policies=f'{{ partners: {{ client_ca: ["{pki.root}"], require_allowlist: true }} }}')
+    api = Api(port)
+    crt, key = pki.client("adm-partner")
+    ctx = client_ctx(pki, cert=(crt, key))
+    assert not handshake(g.port("api"), ctx)
+    status, headers, body = api.call("POST", "/v1/allowlists/partners/entries", tok,
+                                     {"match": "spki", "certificate": open(crt).read(), "comment": "onboarding"})
+    assert status == 201, body
+    entry = json.loads(body)
+    deadline = time.time() + WAIT
+    while not handshake(g.port("api"), ctx):
+        assert time.time() < deadline, "not admitted after the allowlist entry"
+        time.sleep(0.01)
+    # bad input names the field and changes nothing
+    status, _, body = api.call("POST", "/v1/allowlists/partners/entries", tok, {"match": "colour", "value": "x"})
+    assert status == 400 and json.loads(body).get("field") == "match", body
+    status, _, body = api.call("POST", "/v1/allowlists/partners/entries", tok, {"match": "cn", "value": "x", "extra": 1})
+    assert status == 400 and json.loads(body).get("field") == "extra", body
+    assert api.call("DELETE", f"/v1/allowlists/partners/entries/{entry['id']}", tok)[0] == 200
+    wait_refused(g.port("api"), ctx)
