@@ -17,6 +17,8 @@
 
 #include "policies/pol.h"
 
+struct hsm_ctx;
+
 #define ADM_WUR __attribute__((warn_unused_result))
 
 struct adm_server;
@@ -30,6 +32,17 @@ struct adm_config {
     const char *tokens_file;        /* bearer tokens (admin-api/README.md: format); NULL: every
                                      * authenticated route answers 401 */
     size_t max_body;                /* request body cap in bytes; 0: 8 MiB */
+    /* The certificate authority (POST /v1/certificates, /crl): the root whose key is in the HSM.
+     * ca_key NULL: no CA (the certificate routes answer 503, /crl 404). adm_server_start opens the key
+     * (so it runs on the main thread, as hsm.h asks of hsm_key_open); the API's thread signs with it as
+     * HSM thread hsm_index, which no other thread may use. */
+    struct hsm_ctx *hsm;            /* the gateway's HSM context; required with ca_key */
+    unsigned hsm_index;             /* the API thread's HSM thread index (the gateway: nworkers + 1) */
+    const char *ca_certificate;     /* the root's certificate (PEM or DER file) */
+    const char *ca_key;             /* its key, an RFC 7512 "pkcs11:" URI */
+    unsigned client_validity_days;  /* default validity of issued certificates; 0: 365 */
+    unsigned client_validity_max_days;  /* the most a request may ask (validity_days); 0: 825 */
+    unsigned crl_validity_s;        /* nextUpdate - thisUpdate of /crl; 0: 7 days */
 };
 
 /* What the API reads or asks of the running gateway. Every callback runs on the API's thread and must
@@ -47,10 +60,24 @@ struct adm_hooks {
     json_t *(*health)(void *ctx, int *ok);
     /* The store generation in force on the data plane (0 without a store). */
     uint64_t (*policy_generation)(void *ctx);
+    /* Live connections (admitted handshakes) with an id above after_id, of listener (NULL: every
+     * listener), ascending id, at most limit: a new JSON array of objects as admin-api/README.md
+     * "Connections" shows, or NULL on failure. Ids are unique in the process and never reused. */
+    json_t *(*connections)(void *ctx, const char *listener, size_t limit, uint64_t after_id);
+    /* Closes live connection id on its worker's thread and waits (bounded; the gateway's: 2 s) for the
+     * worker to confirm. Returns ADM_CONN_CLOSED, ADM_CONN_UNKNOWN, ADM_CONN_PENDING (asked, not
+     * confirmed in time: the worker closes it when it gets to it), or -1 on failure. */
+    int (*close_connection)(void *ctx, uint64_t id);
 };
 
+/* close_connection's answers. */
+#define ADM_CONN_CLOSED 0
+#define ADM_CONN_UNKNOWN 1
+#define ADM_CONN_PENDING 2
+
 /* Starts the server. store may be NULL (the policy routes then answer 503). Returns 0, or a negative
- * value with a message in err (a bind that fails, a tokens file that does not load). */
+ * value with a message in err (a bind that fails, a tokens file that does not load, a CA certificate
+ * that is not the CA key's). Runs on the main thread when cfg has a ca_key (it opens the key). */
 int adm_server_start(const struct adm_config *cfg, struct pol_store *store, const struct adm_hooks *hooks,
                      struct adm_server **out, char *err, size_t errlen) ADM_WUR;
 /* Stops accepting, finishes the request in progress, frees everything. Accepts NULL. */

@@ -72,6 +72,9 @@ extern const struct adm_route adm_routes_revocations[]; /* route_revocations.c *
 extern const struct adm_route adm_routes_allowlists[];  /* route_allowlists.c */
 extern const struct adm_route adm_routes_crls[];        /* route_crls.c */
 extern const struct adm_route adm_routes_audit[];       /* route_audit.c */
+extern const struct adm_route adm_routes_certificates[];/* route_certificates.c */
+extern const struct adm_route adm_routes_crl[];         /* route_crl.c: /crl, /crl.pem */
+extern const struct adm_route adm_routes_connections[]; /* route_connections.c */
 
 /* --- responses (http.c) --- */
 

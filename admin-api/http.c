@@ -27,6 +27,7 @@
 
 #include <microhttpd.h>
 
+#include "admin-api/adm_ca.h"
 #include "admin-api/adm_srv.h"
 #include "gateway/log.h"
 
@@ -44,7 +45,7 @@
 __attribute__((weak)) const struct adm_route adm_routes_test[] = { { 0 } };
 static const struct adm_route *const route_tables[] = {
     adm_routes_system, adm_routes_revocations, adm_routes_allowlists, adm_routes_crls, adm_routes_audit,
-    adm_routes_test,
+    adm_routes_connections, adm_routes_certificates, adm_routes_crl, adm_routes_test,
 };
 
 struct metric {
@@ -66,6 +67,7 @@ struct adm_server {
     struct adm_hooks hooks;
     size_t max_body;
     struct adm_auth *auth;
+    struct adm_ca *ca;                  /* NULL: no certificate authority (adm_ca.c) */
     pthread_mutex_t dispatch_mu;
     pthread_mutex_t metrics_mu;
     struct metric metrics[METRIC_SLOTS];
@@ -326,6 +328,11 @@ struct pol_store *adm_store(struct adm_req *req)
 const struct adm_hooks *adm_hooks(struct adm_req *req)
 {
     return &req->srv->hooks;
+}
+
+struct adm_ca *adm_ca(struct adm_req *req)
+{
+    return req != NULL && req->srv != NULL ? req->srv->ca : NULL;
 }
 
 void adm_actor(struct adm_req *req, const char *comment, struct pol_actor *out)
@@ -762,6 +769,8 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
         snprintf(err, errlen, "admin API: tokens file %s", why);
         goto out;
     }
+    if (adm_ca_new(cfg, &s->ca, err, errlen) != 0)
+        goto out;
     if (cfg->bind != NULL) {
         if (adm_listen_tcp(cfg->bind, cfg->bind_len, cfg->bind_text != NULL ? cfg->bind_text : "the admin address",
                            &s->tcp_fd, &s->port, err, errlen) != 0)
@@ -823,6 +832,8 @@ void adm_server_stop(struct adm_server *s)
         unlink(s->unix_path);
     free(s->unix_path);
     adm_auth_free(s->auth);
+    adm_ca_free(s->ca);
+    s->ca = NULL;
     pthread_mutex_destroy(&s->metrics_mu);
     pthread_mutex_destroy(&s->dispatch_mu);
     s->magic = 0;

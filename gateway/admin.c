@@ -1,11 +1,13 @@
 /* admin.c - the gateway's side of the admin API (admin-api/adm.h): starting and stopping it, and the
  * hooks through which it sees the gateway: metrics in the Prometheus text format, listeners with
- * their counters, health, and the kick that publishes a committed change at once.
+ * their counters, health, the kick that publishes a committed change at once, and the live
+ * connections (listed, closed).
  *
  * Everything here runs on the API's own thread. It reads counters (atomics), the running generation
  * (a reference taken under gen_mu, so a reload cannot free it meanwhile), the policy snapshot (as
  * reader nworkers + 1) and the store (its handle serializes callers); it never touches a worker's
- * connections.
+ * connections: it sees them through the workers' registries (conn_reg.h), copies taken under each
+ * worker's lock, and closes one by asking its worker to.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +21,10 @@
 #include "pkcs11/hsm.h"
 
 #define ADMIN_MAGIC 0x61646d47u /* "Gmda" */
+/* How long DELETE /v1/connections/{id} waits for the worker to confirm the close. A worker answers
+ * within one loop turn, unless it is stuck in a long HSM call; the API's requests are served one at a
+ * time, so this also bounds how long the others wait. */
+#define CLOSE_WAIT_MS 2000
 
 static struct gw_server *srv_of(void *ctx)
 {
@@ -67,6 +73,7 @@ static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
         { "hsmgate_bytes_total", "counter", "Application bytes, client to backend (in) and backend to client (out)." },
         { "hsmgate_policy_refusals_total", "counter", "Client certificates refused by the admission policy, by reason." },
         { "hsmgate_connections_closed_by_policy_total", "counter", "Live connections closed because a change to the policy store refuses their client now." },
+        { "hsmgate_connections_closed_by_admin_total", "counter", "Live connections closed at an operator's request (DELETE /v1/connections/{id})." },
     };
     for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
         metric_head(f, heads[h].name, heads[h].type, heads[h].help);
@@ -110,6 +117,8 @@ static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
                 break;
             case 8: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->policy_closed)); break;
+            case 9: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->admin_closed)); break;
             }
         }
     }
@@ -238,7 +247,7 @@ static json_t *hook_listeners(void *ctx)
         json_t *backends = json_array();
         for (size_t b = 0; backends != NULL && b < c->nbackends; b++)
             json_array_append_new(backends, json_string(c->backends[b].addr.text));
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o, s:{s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I}}",
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o, s:{s:I, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
             "name", c->name, "type", c->type == GW_LISTENER_HTTPS ? "https" : "tcp", "bind", c->bind.text,
             "auth", auths[c->auth], "policy", l->admit != NULL ? l->admit->name : NULL,
             "backends", backends ? backends : json_array(),
@@ -247,6 +256,7 @@ static json_t *hook_listeners(void *ctx)
             "handshakes_failed", (json_int_t)atomic_load(&l->stats->handshakes_failed),
             "resumed", (json_int_t)atomic_load(&l->stats->resumed),
             "closed_by_policy", (json_int_t)atomic_load(&l->stats->policy_closed),
+            "closed_by_admin", (json_int_t)atomic_load(&l->stats->admin_closed),
             "bytes_in", (json_int_t)atomic_load(&l->stats->bytes_in),
             "bytes_out", (json_int_t)atomic_load(&l->stats->bytes_out)));
     }
@@ -292,6 +302,84 @@ static json_t *hook_health(void *ctx, int *ok)
                      "listeners", "count", (json_int_t)nl, "connections", (int)atomic_load(&srv->active));
 }
 
+/* A JSON string of s (jansson takes UTF-8 only: other bytes, which a certificate's name may carry, show
+ * as '?'); "" is null when empty_null. */
+static json_t *jstr(const char *s, int empty_null)
+{
+    if (s == NULL || (empty_null && s[0] == '\0'))
+        return json_null();
+    json_t *v = json_string(s);
+    if (v != NULL)
+        return v;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return NULL;
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
+static json_t *conn_json(const struct gw_conn_entry *e)
+{
+    char at[40];
+    struct tm tm;
+    time_t secs = (time_t)(e->started_ms / 1000);
+    if (gmtime_r(&secs, &tm) == NULL)
+        return NULL;
+    size_t n = strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(at + n, sizeof(at) - n, ".%03dZ", (int)(e->started_ms % 1000));
+    const char *cert[4] = { gw_conn_entry_str(e, e->subject), gw_conn_entry_str(e, e->issuer),
+                            gw_conn_entry_str(e, e->serial), gw_conn_entry_str(e, e->fingerprint) };
+    return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:i}",
+                     "id", (json_int_t)e->id, "listener", jstr(gw_conn_entry_str(e, e->listener), 0),
+                     "peer", jstr(gw_conn_entry_str(e, e->peer), 0), "started_at", at,
+                     "tls_version", jstr(gw_conn_entry_str(e, e->version), 0),
+                     "cipher", jstr(gw_conn_entry_str(e, e->cipher), 0), "resumed", (int)e->resumed,
+                     "client_cert", (int)e->has_cert, "client_subject", jstr(cert[0], !e->has_cert),
+                     "client_issuer", jstr(cert[1], !e->has_cert), "client_serial", jstr(cert[2], !e->has_cert),
+                     "client_fingerprint_sha256", jstr(cert[3], !e->has_cert),
+                     "policy", jstr(e->decided ? gw_conn_entry_str(e, e->policy) : NULL, 1),
+                     "policy_generation", e->decided ? json_integer((json_int_t)e->policy_generation) : json_null(),
+                     "bytes_in", (json_int_t)e->bytes_in, "bytes_out", (json_int_t)e->bytes_out,
+                     "worker", (int)e->worker);
+}
+
+static json_t *hook_connections(void *ctx, const char *listener, size_t limit, uint64_t after_id)
+{
+    struct gw_server *srv = srv_of(ctx);
+    struct gw_conn_entry **v = NULL;
+    size_t n = 0;
+    json_t *arr = NULL;
+    if (srv == NULL || gw_conn_reg_list(srv, listener, after_id, limit, &v, &n) != 0)
+        return NULL;
+    arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        json_t *o = conn_json(v[i]);
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    gw_conn_reg_list_free(v, n);
+    return arr;
+}
+
+static int hook_close_connection(void *ctx, uint64_t id)
+{
+    struct gw_server *srv = srv_of(ctx);
+    if (srv == NULL)
+        return -1;
+    switch (gw_conn_reg_close(srv, id, CLOSE_WAIT_MS)) {
+    case GW_CONN_CLOSED: return ADM_CONN_CLOSED;
+    case GW_CONN_UNKNOWN: return ADM_CONN_UNKNOWN;
+    case GW_CONN_PENDING: return ADM_CONN_PENDING;
+    default: return -1;
+    }
+}
+
 static void hook_policy_changed(void *ctx)
 {
     struct gw_server *srv = srv_of(ctx);
@@ -318,6 +406,8 @@ int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err
         .listeners = hook_listeners,
         .health = hook_health,
         .policy_generation = hook_policy_generation,
+        .connections = hook_connections,
+        .close_connection = hook_close_connection,
     };
     struct adm_config ac = {
         .bind = a->tcp ? (const struct sockaddr *)&a->bind.ss : NULL,
@@ -326,6 +416,14 @@ int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err
         .unix_socket = a->unix_socket,
         .tokens_file = a->tokens_file,
         .max_body = 0,
+        /* The CA signs on the API's thread as HSM thread nworkers + 1 (0: main, 1..nworkers: workers). */
+        .hsm = a->ca_key != NULL ? srv->hsm : NULL,
+        .hsm_index = srv->nworkers + 1,
+        .ca_certificate = a->ca_certificate,
+        .ca_key = a->ca_key,
+        .client_validity_days = a->client_validity_days,
+        .client_validity_max_days = a->client_validity_days,
+        .crl_validity_s = a->crl_validity_s,
     };
     char aerr[512];
     if (adm_server_start(&ac, srv->store, &srv->admin_hooks, &srv->admin, aerr, sizeof(aerr)) != 0) {

@@ -119,6 +119,12 @@ struct gw_admin_cfg {
     char *unix_socket;          /* NULL: none */
     char *tokens_file;          /* NULL: authenticated routes answer 401 */
     int line;
+    /* The certificate authority of POST /v1/certificates and /crl: both or neither. */
+    char *ca_certificate;       int ca_certificate_line;   /* PEM or DER file; NULL: no CA */
+    char *ca_key;               int ca_key_line;           /* "pkcs11:" URI of the root's key; NULL: no CA */
+    unsigned client_validity_days;  /* validity of issued certificates, and the most a request may ask:
+                                     * default 365, at most 825 */
+    unsigned crl_validity_s;    /* nextUpdate - thisUpdate of /crl: default 7 days, 1 minute to 365 days */
 };
 
 struct gw_config {

@@ -100,6 +100,8 @@ static json_t *access_line(struct gw_conn *c, const struct gw_peer_info *known)
         return NULL;
     json_object_set_new(o, "time", json_string(ts));
     json_object_set_new(o, "listener", json_string(c->l->cfg->name));
+    if (c->id != 0) /* admitted: the id GET /v1/connections showed it under */
+        json_object_set_new(o, "connection_id", json_integer((json_int_t)c->id));
     json_object_set_new(o, "peer", json_string(c->peer));
     json_object_set_new(o, "tls_version", json_string(version ? version : ""));
     json_object_set_new(o, "cipher", json_string(cipher ? cipher : ""));
@@ -156,10 +158,11 @@ static void log_access(struct gw_conn *c)
 {
     if (c->http != NULL) {
         /* Requests still outstanding end with the connection; a connection that carried requests
-         * is told by their lines, one that carried none (idle, refused) by its own. */
+         * is told by their lines, one that carried none (idle, refused) by its own. One an operator
+         * closed says so in a line of its own as well: its requests' lines cannot. */
         gw_http_abort(c->http, gw_now_ms(), c->reason ? c->reason : "connection_closed");
         gw_conn_log_requests(c);
-        if (gw_http_logged(c->http) > 0)
+        if (gw_http_logged(c->http) > 0 && !c->admin_closed)
             return;
     }
     json_t *o = access_line(c, c->pi);
@@ -178,6 +181,7 @@ void gw_conn_close(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     log_access(c);
+    gw_conn_reg_remove(c);
     if (c->ssl != NULL) {
         if (c->state == CS_PROXY)
             (void)wolfSSL_shutdown(c->ssl); /* best effort close_notify; never waits */
@@ -664,12 +668,18 @@ static void handshake_step(struct gw_conn *c)
         atomic_fetch_add(&c->l->stats->handshakes_ok, 1);
         if (wolfSSL_session_reused(c->ssl))
             atomic_fetch_add(&c->l->stats->resumed, 1);
+        /* Admitted: from here on the admin API lists it (conn_reg.h). */
         if (c->l->cfg->type == GW_LISTENER_HTTPS) { /* the backend comes with the first request */
-            gw_conn_http_start(c);
+            gw_conn_http_start(c); /* reads the client's identity into c->pi, which the entry reuses */
+            if (!c->closed && gw_conn_reg_add(c, c->pi) != 0)
+                gw_conn_fail(c, "error", "out_of_memory");
             return;
         }
-        if (gw_conn_backend_start(c) != 0)
+        if (gw_conn_reg_add(c, NULL) != 0) {
+            gw_conn_fail(c, "error", "out_of_memory");
             return;
+        }
+        (void)gw_conn_backend_start(c);
         return;
     }
     int e = wolfSSL_get_error(c->ssl, rc);

@@ -40,7 +40,7 @@ struct gw_conn {
     uint32_t cev, bev;                 /* interest currently registered (0: not registered) */
     unsigned client_eof : 1, backend_eof : 1, backend_shut : 1;
     unsigned c_read_wants_write : 1, c_write_wants_read : 1, c_write_wants_write : 1, c_hs_wants_write : 1;
-    unsigned counted_listener : 1, closed : 1, hs_done : 1;
+    unsigned counted_listener : 1, closed : 1, hs_done : 1, admin_closed : 1;
     uint32_t pending_write;            /* length of a wolfSSL_write that must be retried as is */
     struct gw_buf c2b, b2c;
     uint64_t bytes_in, bytes_out;
@@ -57,6 +57,8 @@ struct gw_conn {
     struct gw_peer_info *pi;           /* https: the client, read once for its headers and the log */
     uint64_t idle_ms;                  /* https: when the connection counts as idle (deadline_ms: the nearer
                                         * of this and the engine's backend_timeout) */
+    struct gw_conn_entry *reg;         /* its entry in w->reg once admitted (conn_reg.h); NULL before */
+    uint64_t id;                       /* the entry's id, kept for the access log; 0 until registered */
 };
 
 static inline uint32_t buf_len(const struct gw_buf *b) { return b->end - b->start; }

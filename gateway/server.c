@@ -159,6 +159,9 @@ static const struct gw_pool *running_pool(struct gw_server *srv, const char *nam
 
 static int needs_hsm(const struct gw_config *cfg)
 {
+    /* The admin API's certificate authority signs with the root's key in the HSM. */
+    if (cfg->admin.enabled && cfg->admin.ca_key != NULL)
+        return 1;
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (strncmp(cfg->listeners[i].key, "pkcs11:", 7) == 0)
             return 1;
@@ -306,6 +309,8 @@ static void reload(struct gw_server *srv)
 
 static void server_free(struct gw_server *srv)
 {
+    /* First: the API's hooks reach the generation, the workers' registries and their eventfds. */
+    gw_admin_stop(srv);
     gw_health_stop(srv->health);
     srv->health = NULL;
     gw_gen_unref(atomic_exchange(&srv->gen, NULL));
@@ -323,10 +328,12 @@ static void server_free(struct gw_server *srv)
                 close(srv->workers[i].evfd);
             if (srv->workers[i].pol_evfd >= 0)
                 close(srv->workers[i].pol_evfd);
+            if (srv->workers[i].adm_evfd >= 0)
+                close(srv->workers[i].adm_evfd);
+            gw_conn_reg_destroy(&srv->workers[i].reg);
         }
         free(srv->workers);
     }
-    gw_admin_stop(srv);
     gw_policy_close(srv);
     hsm_ctx_free(srv->hsm);
     free(srv->config_path);
@@ -339,7 +346,7 @@ static int start_workers(struct gw_server *srv)
     if (srv->workers == NULL)
         return -1;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        srv->workers[i].epfd = srv->workers[i].evfd = srv->workers[i].pol_evfd = -1;
+        srv->workers[i].epfd = srv->workers[i].evfd = srv->workers[i].pol_evfd = srv->workers[i].adm_evfd = -1;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct gw_worker *w = &srv->workers[i];
         w->index = i;
@@ -349,13 +356,20 @@ static int start_workers(struct gw_server *srv)
         w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         w->poltag.kind = GW_TAG_POLICY;
         w->pol_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (w->epfd < 0 || w->evfd < 0 || w->pol_evfd < 0)
+        w->admtag.kind = GW_TAG_ADMIN;
+        w->adm_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->epfd < 0 || w->evfd < 0 || w->pol_evfd < 0 || w->adm_evfd < 0)
+            return -1;
+        if (gw_conn_reg_init(&w->reg) != 0)
             return -1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->evtag };
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0)
             return -1;
         struct epoll_event pev = { .events = EPOLLIN, .data.ptr = &w->poltag };
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->pol_evfd, &pev) != 0)
+            return -1;
+        struct epoll_event aev = { .events = EPOLLIN, .data.ptr = &w->admtag };
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->adm_evfd, &aev) != 0)
             return -1;
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {

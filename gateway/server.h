@@ -16,6 +16,7 @@
 #include "admin-api/adm.h"
 #include "gateway/admit.h"
 #include "gateway/config.h"
+#include "gateway/conn_reg.h"
 #include "gateway/tls.h"
 #include "policies/pol.h"
 
@@ -44,6 +45,7 @@ struct gw_listener_stats {
     atomic_uint_fast64_t bytes_out;    /* backend -> client */
     atomic_uint_fast64_t policy_refused[POL_REASON_COUNT];  /* by enum pol_reason: handshakes and resumptions */
     atomic_uint_fast64_t policy_closed;    /* live connections closed after a change to the store */
+    atomic_uint_fast64_t admin_closed;     /* live connections closed over the admin API */
     atomic_uint_fast64_t hs_failed[GW_HS_REASONS];  /* failed handshakes by reason (gw_hs_reason_index) */
     atomic_uint active;
 };
@@ -67,7 +69,7 @@ struct gw_gen {
 };
 
 /* epoll data.ptr always points at one of these, so one loop can dispatch every kind of fd. */
-enum gw_tag_kind { GW_TAG_LISTEN = 1, GW_TAG_CLIENT, GW_TAG_BACKEND, GW_TAG_CONTROL, GW_TAG_POLICY };
+enum gw_tag_kind { GW_TAG_LISTEN = 1, GW_TAG_CLIENT, GW_TAG_BACKEND, GW_TAG_CONTROL, GW_TAG_POLICY, GW_TAG_ADMIN };
 struct gw_tag {
     enum gw_tag_kind kind;
 };
@@ -95,6 +97,9 @@ struct gw_worker {
     uint64_t pol_checked_ms;           /* when they were last decided on (the time matters too) */
     atomic_uint_fast64_t pol_seen;     /* the same, for the policy thread */
     atomic_uint_fast64_t pol_closed;   /* connections closed by the latest re-decision */
+    int adm_evfd;                      /* eventfd: "the admin API marked connections to close" */
+    struct gw_tag admtag;
+    struct gw_conn_reg reg;            /* what other threads may see of conns (conn_reg.h) */
 };
 
 struct gw_ltag {

@@ -119,6 +119,15 @@ static void policy_wake(struct gw_worker *w)
     }
 }
 
+/* The admin API marked connections to close (conn_reg.h). */
+static void admin_wake(struct gw_worker *w)
+{
+    uint64_t v;
+    while (read(w->adm_evfd, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
+    gw_conn_reg_turn(w);
+}
+
 static void accept_some(struct gw_worker *w, struct gw_ltag *lt)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -179,6 +188,9 @@ void *gw_worker_main(void *arg)
             case GW_TAG_POLICY:
                 policy_wake(w);
                 break;
+            case GW_TAG_ADMIN:
+                admin_wake(w);
+                break;
             }
         }
         policy_turn(w);
@@ -186,6 +198,7 @@ void *gw_worker_main(void *arg)
         if (w->now_ms - last_sweep >= SWEEP_MS) {
             last_sweep = w->now_ms;
             gw_conn_sweep(w, state == GW_STOPPING);
+            gw_conn_reg_refresh(w);
             if (!w->accepting && state == GW_RUNNING)
                 (void)listeners_register(w);
         }

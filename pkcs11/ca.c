@@ -34,23 +34,11 @@ static const uint8_t OID_AKI[] = { 0x55, 0x1d, 0x23 };
 static const uint8_t OID_KP_SERVER_AUTH[] = { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01 };
 static const uint8_t OID_KP_CLIENT_AUTH[] = { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02 };
 
-/* What issuing needs from the CA certificate; pointers into the caller's DER. */
-struct issuer_info {
-    const uint8_t *name;        /* the CA's subject, byte for byte (RFC 5280 4.1.2.4: issuer = CA subject) */
-    size_t name_len;
-    const uint8_t *spki;
-    size_t spki_len;
-    const uint8_t *skid;        /* its subjectKeyIdentifier value, or NULL */
-    size_t skid_len;
-    int is_ca;                  /* basicConstraints cA */
-    int ku_present, ku_cert_sign;
-};
-
-/* Reads the parts of a Certificate (RFC 5280 4.1) we need; -1 if it is not one. */
-static int cert_read(const uint8_t *der, size_t len, struct issuer_info *out, struct hsm_ca_der_tlv *serial)
+int hsm_ca_cert_read(const uint8_t *der, size_t len, struct hsm_ca_cert_info *out)
 {
     struct hsm_ca_der c = { der, len }, cert, tbs;
-    struct hsm_ca_der_tlv t_cert, t_tbs, t, alg, sig, ver, issuer, validity, subject, spki;
+    struct hsm_ca_der_tlv t_cert, t_tbs, t, alg, sig, ver, issuer, validity, subject, spki, serial_tlv;
+    struct hsm_ca_der_tlv *serial = &serial_tlv;
 
     memset(out, 0, sizeof(*out));
     if (hsm_ca_der_get_tag(&c, DER_SEQUENCE, &t_cert) != 0 || c.len != 0)
@@ -73,6 +61,8 @@ static int cert_read(const uint8_t *der, size_t len, struct issuer_info *out, st
         hsm_ca_der_get_tag(&tbs, DER_SEQUENCE, &validity) != 0 || hsm_ca_der_get_tag(&tbs, DER_SEQUENCE, &subject) != 0 ||
         hsm_ca_der_get_tag(&tbs, DER_SEQUENCE, &spki) != 0)
         return -1;
+    out->serial = serial->val;
+    out->serial_len = serial->len;
     out->name = subject.tlv;
     out->name_len = subject.tlv_len;
     out->spki = spki.tlv;
@@ -115,6 +105,7 @@ static int cert_read(const uint8_t *der, size_t len, struct issuer_info *out, st
                 return -1;
             out->ku_present = 1;
             out->ku_cert_sign = in.len >= 2 && (in.val[1] & (0x80 >> 5));
+            out->ku_crl_sign = in.len >= 2 && (in.val[1] & (0x80 >> 6));
         } else if (hsm_ca_der_oid_is(&oid, OID_SKI, sizeof(OID_SKI))) {
             if (hsm_ca_der_get_tag(&v, DER_OCTET_STRING, &in) != 0 || v.len != 0 || in.len == 0)
                 return -1;
@@ -127,12 +118,11 @@ static int cert_read(const uint8_t *der, size_t len, struct issuer_info *out, st
 
 int hsm_ca_cert_serial(const uint8_t *der, size_t len, char *hex, size_t cap)
 {
-    struct issuer_info info;
-    struct hsm_ca_der_tlv serial;
-    if (der == NULL || hex == NULL || cap == 0 || cert_read(der, len, &info, &serial) != 0 || cap < serial.len * 2 + 1)
+    struct hsm_ca_cert_info info;
+    if (der == NULL || hex == NULL || cap == 0 || hsm_ca_cert_read(der, len, &info) != 0 || cap < info.serial_len * 2 + 1)
         return HSM_E_ARG;
-    for (size_t i = 0; i < serial.len; i++)
-        snprintf(hex + 2 * i, cap - 2 * i, "%02x", serial.val[i]);
+    for (size_t i = 0; i < info.serial_len; i++)
+        snprintf(hex + 2 * i, cap - 2 * i, "%02x", info.serial[i]);
     return 0;
 }
 
@@ -184,8 +174,7 @@ static void ku_put(struct hsm_ca_der_buf *b, unsigned bits)
     hsm_ca_der_put_tlv(b, DER_BIT_STRING, v, v[1] ? 2 : 1);
 }
 
-/* Same key? Compared on key type and subjectPublicKey bits, which DER makes canonical. */
-static int same_key(const struct hsm_ca_spki *a, const struct hsm_ca_spki *b)
+int hsm_ca_spki_same(const struct hsm_ca_spki *a, const struct hsm_ca_spki *b)
 {
     return a->type == b->type && a->bits == b->bits && a->pub_len == b->pub_len &&
            memcmp(a->pub, b->pub, a->pub_len) == 0;
@@ -260,8 +249,7 @@ int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_c
     size_t cert_len = 0;
     struct hsm_ca_der_buf tbs = { 0 }, body = { 0 }, tmp = { 0 }, exts = { 0 };
     struct hsm_ca_spki ca_pub, subj_pub;
-    struct issuer_info issuer;
-    struct hsm_ca_der_tlv ca_serial;
+    struct hsm_ca_cert_info issuer;
     uint8_t serial[SERIAL_LEN], skid[20], ca_keyid[20];
     const uint8_t *akid = NULL, *subject = NULL, *issuer_name = NULL;
     size_t akid_len = 0, subject_len = 0, issuer_name_len = 0;
@@ -341,7 +329,7 @@ int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_c
     /* Issuer: the CA certificate's subject and key identifier, or ourselves. */
     if (ca_cert_der != NULL) {
         struct hsm_ca_spki cert_pub;
-        if (cert_read(ca_cert_der, ca_cert_len, &issuer, &ca_serial) != 0) {
+        if (hsm_ca_cert_read(ca_cert_der, ca_cert_len, &issuer) != 0) {
             hsm_ca_errf(err, errlen, "the CA certificate is not a DER X.509 certificate");
             goto out;
         }
@@ -352,7 +340,7 @@ int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_c
             goto out;
         }
         if (hsm_ca_spki_inspect(issuer.spki, issuer.spki_len, &cert_pub, why, sizeof(why)) != 0 ||
-            !same_key(&cert_pub, &ca_pub)) {
+            !hsm_ca_spki_same(&cert_pub, &ca_pub)) {
             hsm_ca_errf(err, errlen, "the CA key %s does not hold the CA certificate's public key", hsm_key_uri(ca_key));
             goto out;
         }
@@ -368,7 +356,7 @@ int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_c
             akid_len = sizeof(ca_keyid);
         }
     } else {
-        if (!same_key(&subj_pub, &ca_pub)) {
+        if (!hsm_ca_spki_same(&subj_pub, &ca_pub)) {
             hsm_ca_errf(err, errlen, "a self-signed certificate must certify the signing key itself");
             goto out;
         }

@@ -74,6 +74,8 @@ struct hsm_ca_csr {
     size_t subject_len;
     uint8_t *spki_der;          /* DER SubjectPublicKeyInfo */
     size_t spki_len;
+    int requests_ca;            /* its extensionRequest asks for basicConstraints cA TRUE (the request is
+                                 * still parsed: refusing it is the caller's policy) */
 };
 
 /* Reads a CSR in PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST") or DER, checks its
@@ -99,6 +101,16 @@ int hsm_ca_csr_make(struct hsm_key *key, const char *subject, const char *const 
 int hsm_ca_subject_parse(const char *text, uint8_t **der_out, size_t *der_len,
                          char *err, size_t errlen) HSM_WUR;
 
+/* The subject profile of certificates issued over the admin API (RFC 5280 4.1.2.4, 4.1.2.6): der is
+ * one Name of at most HSM_CA_SUBJECT_MAX_RDNS RDNs and HSM_CA_SUBJECT_MAX_DER bytes, whose attributes
+ * are the ones hsm_ca_subject_parse knows, each a printable text value (UTF8String, PrintableString or
+ * IA5String without control characters) within RFC 5280's upper bounds, with at least one non-empty
+ * commonName. The most specific (last) commonName goes to cn (truncated to cap, NUL-terminated).
+ * Returns 0, or HSM_E_ARG with the reason in err. */
+#define HSM_CA_SUBJECT_MAX_RDNS 16
+#define HSM_CA_SUBJECT_MAX_DER 1024
+int hsm_ca_subject_check(const uint8_t *der, size_t len, char *cn, size_t cap, char *err, size_t errlen) HSM_WUR;
+
 /* Writes a DER Name as "/CN=x/O=y" into out (truncated to cap, always NUL-terminated);
  * unknown attribute types print as dotted OIDs. Returns 0, or HSM_E_ARG if der is not a Name. */
 int hsm_ca_name_format(const uint8_t *der, size_t len, char *out, size_t cap) HSM_WUR;
@@ -106,6 +118,45 @@ int hsm_ca_name_format(const uint8_t *der, size_t len, char *out, size_t cap) HS
 /* Reads a certificate's serial number as lower-case hex (no separators) into hex.
  * Returns 0, or HSM_E_ARG if der is not a certificate or hex is too small. */
 int hsm_ca_cert_serial(const uint8_t *der, size_t len, char *hex, size_t cap) HSM_WUR;
+
+/* --- CRLs (ca_crl.c) --- */
+
+/* One revoked certificate (RFC 5280 5.1.2.6). */
+struct hsm_ca_crl_entry {
+    const uint8_t *serial;      /* the serial's DER INTEGER content octets (as certificates carry it) */
+    size_t serial_len;          /* 1..20 (RFC 5280 4.1.2.2; 32 tolerated, as the policy store does) */
+    time_t revoked_at;          /* revocationDate */
+    int reason;                 /* CRLReason (RFC 5280 5.3.1); 0 (unspecified): no reasonCode extension */
+};
+
+/* What a CRL says besides the issuer. */
+struct hsm_ca_crl_spec {
+    time_t this_update, next_update;    /* this_update < next_update, years 1950-9999 */
+    const uint8_t *number;      /* cRLNumber (RFC 5280 5.2.3) as an unsigned big-endian number, 1..20 octets
+                                 * (leading zero octets allowed; at most 159 bits once they are dropped) */
+    size_t number_len;
+    const struct hsm_ca_crl_entry *entries;     /* may be NULL when nentries is 0 */
+    size_t nentries;
+};
+
+/* Makes a v2 CRL (RFC 5280 5.1) of the CA whose certificate is ca_cert_der, signed by ca_key in the
+ * HSM with the algorithm its certificates get (ECDSA or RSA PKCS#1 v1.5, as ca.h says). The issuer is
+ * the CA certificate's subject byte for byte; crlExtensions are authorityKeyIdentifier (the CA's
+ * subjectKeyIdentifier, or the SHA-1 of its key) and cRLNumber, both non-critical; entries carry a
+ * reasonCode extension unless their reason is unspecified; revokedCertificates is absent when there
+ * are no entries (5.1.2.6). The CA certificate must be a CA whose keyUsage (if any) has cRLSign
+ * (4.2.1.3) and hold ca_key's public key. The signature is verified before the CRL is returned.
+ * *der_out (malloc'd, the caller frees) gets the DER CertificateList. */
+int hsm_ca_crl_make(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_cert_len,
+                    const struct hsm_ca_crl_spec *spec, uint8_t **der_out, size_t *der_len,
+                    char *err, size_t errlen) HSM_WUR;
+
+/* Checks, before any signature, that ca_cert_der can serve as ca_key's certificate for both
+ * hsm_ca_issue and hsm_ca_crl_make: a CA (basicConstraints cA) whose keyUsage, if present, has
+ * keyCertSign and cRLSign, holding ca_key's public key, and a key type we sign with. 0, or HSM_E_ARG /
+ * HSM_E_KEYTYPE with the reason. */
+int hsm_ca_cert_check(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_cert_len,
+                      char *err, size_t errlen) HSM_WUR;
 
 /* PEM (RFC 7468): "-----BEGIN <label>-----", base64 in 64-character lines, "-----END <label>-----\n".
  * *pem_out is malloc'd and NUL-terminated; *pem_len excludes the NUL. */

@@ -9,6 +9,7 @@
 /* RFC 2985 5.4.2 */
 static const uint8_t OID_EXTENSION_REQUEST[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e };
 static const uint8_t OID_SAN[] = { 0x55, 0x1d, 0x11 };
+static const uint8_t OID_BASIC_CONSTRAINTS[] = { 0x55, 0x1d, 0x13 };
 
 void hsm_ca_csr_clear(struct hsm_ca_csr *csr)
 {
@@ -19,6 +20,51 @@ void hsm_ca_csr_clear(struct hsm_ca_csr *csr)
     free(csr->spki_der);
     csr->spki_der = NULL;
     csr->subject_len = csr->spki_len = 0;
+}
+
+/* Whether the attributes ([0] IMPLICIT SET OF Attribute, RFC 2986 4.1) hold an extensionRequest
+ * (RFC 2985 5.4.2) asking for basicConstraints cA TRUE. The CA ignores requested extensions, but a
+ * request for a CA certificate is refused rather than silently turned into an end entity: the
+ * requester meant something else. -1 when an extensionRequest is malformed. */
+static int attrs_request_ca(const struct hsm_ca_der_tlv *attrs, int *ca)
+{
+    struct hsm_ca_der set = hsm_ca_der_in(attrs);
+    *ca = 0;
+    while (set.len != 0) {
+        struct hsm_ca_der_tlv attr, type, values, exts;
+        if (hsm_ca_der_get_tag(&set, DER_SEQUENCE, &attr) != 0)
+            return -1;
+        struct hsm_ca_der a = hsm_ca_der_in(&attr);
+        if (hsm_ca_der_get_tag(&a, DER_OID, &type) != 0 || hsm_ca_der_get_tag(&a, DER_SET, &values) != 0 || a.len != 0)
+            return -1;
+        if (!hsm_ca_der_oid_is(&type, OID_EXTENSION_REQUEST, sizeof(OID_EXTENSION_REQUEST)))
+            continue;
+        struct hsm_ca_der v = hsm_ca_der_in(&values);
+        if (hsm_ca_der_get_tag(&v, DER_SEQUENCE, &exts) != 0 || v.len != 0)
+            return -1;
+        struct hsm_ca_der e = hsm_ca_der_in(&exts);
+        while (e.len != 0) {
+            struct hsm_ca_der_tlv ext, oid, crit, val, bc, flag;
+            if (hsm_ca_der_get_tag(&e, DER_SEQUENCE, &ext) != 0)
+                return -1;
+            struct hsm_ca_der x = hsm_ca_der_in(&ext);
+            if (hsm_ca_der_get_tag(&x, DER_OID, &oid) != 0)
+                return -1;
+            if (hsm_ca_der_get_tag(&x, DER_BOOLEAN, &crit) == 0 && crit.len != 1)
+                return -1;
+            if (hsm_ca_der_get_tag(&x, DER_OCTET_STRING, &val) != 0 || x.len != 0)
+                return -1;
+            if (!hsm_ca_der_oid_is(&oid, OID_BASIC_CONSTRAINTS, sizeof(OID_BASIC_CONSTRAINTS)))
+                continue;
+            struct hsm_ca_der b = hsm_ca_der_in(&val);
+            if (hsm_ca_der_get_tag(&b, DER_SEQUENCE, &bc) != 0 || b.len != 0)
+                return -1;
+            struct hsm_ca_der in = hsm_ca_der_in(&bc);
+            if (hsm_ca_der_get_tag(&in, DER_BOOLEAN, &flag) == 0 && flag.len == 1 && flag.val[0] != 0)
+                *ca = 1;
+        }
+    }
+    return 0;
 }
 
 static uint8_t *dup_bytes(const uint8_t *p, size_t n)
@@ -49,7 +95,7 @@ int hsm_ca_csr_parse(const uint8_t *in, size_t len, struct hsm_ca_csr *out, char
 
     /* CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature } */
     struct hsm_ca_der c = { der, der_len }, req, info;
-    struct hsm_ca_der_tlv t_req, t_info, t_alg, t_sig, ver, subject, spki, attrs;
+    struct hsm_ca_der_tlv t_req, t_info, t_alg, t_sig, ver, subject, spki, attrs = { 0 };
     rc = HSM_E_ARG;
     if (hsm_ca_der_get_tag(&c, DER_SEQUENCE, &t_req) != 0 || c.len != 0) {
         hsm_ca_errf(err, errlen, "CSR: not a PKCS#10 request");
@@ -72,8 +118,13 @@ int hsm_ca_csr_parse(const uint8_t *in, size_t len, struct hsm_ca_csr *out, char
         goto out;
     }
     /* RFC 2986 makes attributes mandatory, but some encoders drop an empty set; accept both. */
+    int requests_ca = 0;
     if (info.len != 0 && (hsm_ca_der_get_tag(&info, DER_CTX0, &attrs) != 0 || info.len != 0)) {
         hsm_ca_errf(err, errlen, "CSR: unexpected data after the public key");
+        goto out;
+    }
+    if (attrs.tag == DER_CTX0 && attrs_request_ca(&attrs, &requests_ca) != 0) {
+        hsm_ca_errf(err, errlen, "CSR: malformed attributes (extensionRequest)");
         goto out;
     }
     if (hsm_ca_name_check(subject.tlv, subject.tlv_len, 0, &empty) != 0) {
@@ -114,6 +165,7 @@ int hsm_ca_csr_parse(const uint8_t *in, size_t len, struct hsm_ca_csr *out, char
     }
     out->subject_len = subject.tlv_len;
     out->spki_len = spki.tlv_len;
+    out->requests_ca = requests_ca;
     rc = 0;
 out:
     free(der);

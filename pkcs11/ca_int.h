@@ -102,6 +102,26 @@ int hsm_ca_sig_verify(const uint8_t *spki, size_t spki_len, enum hsm_ca_sigalg a
 int hsm_ca_sign_wrap(struct hsm_key *key, enum hsm_ca_sigalg alg, const uint8_t *tbs, size_t tbs_len,
                   uint8_t **out, size_t *out_len, char *err, size_t errlen) HSM_WUR;
 
+/* Same key? Compared on key type and subjectPublicKey bits, which DER makes canonical. */
+int hsm_ca_spki_same(const struct hsm_ca_spki *a, const struct hsm_ca_spki *b);
+
+/* --- certificates (ca.c) --- */
+/* What issuing and CRL signing need from a CA certificate; pointers into the caller's DER. */
+struct hsm_ca_cert_info {
+    const uint8_t *name;        /* the subject, byte for byte (RFC 5280 4.1.2.4, 5.1.2.3: issuer = CA subject) */
+    size_t name_len;
+    const uint8_t *spki;
+    size_t spki_len;
+    const uint8_t *serial;      /* INTEGER content octets */
+    size_t serial_len;
+    const uint8_t *skid;        /* its subjectKeyIdentifier value, or NULL */
+    size_t skid_len;
+    int is_ca;                  /* basicConstraints cA */
+    int ku_present, ku_cert_sign, ku_crl_sign;
+};
+/* Reads the parts of a Certificate (RFC 5280 4.1) listed above; -1 if der is not exactly one. */
+int hsm_ca_cert_read(const uint8_t *der, size_t len, struct hsm_ca_cert_info *out) HSM_WUR;
+
 /* --- names (ca_name.c) --- */
 /* Appends GeneralNames (RFC 5280 4.2.1.6) for entries like "DNS:x", "IP:1.2.3.4". */
 int hsm_ca_san_put(struct hsm_ca_der_buf *b, const char *const *sans, size_t n,

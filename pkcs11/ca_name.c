@@ -377,6 +377,82 @@ int hsm_ca_name_check(const uint8_t *der, size_t len, int strict, int *empty)
     return 0;
 }
 
+int hsm_ca_subject_check(const uint8_t *der, size_t len, char *cn, size_t cap, char *err, size_t errlen)
+{
+    struct hsm_ca_der c = { der, len }, rdns;
+    struct hsm_ca_der_tlv seq, set, atv, oid, val;
+    int count = 0, have_cn = 0;
+
+    if (cn != NULL && cap > 0)
+        cn[0] = '\0';
+    if (der == NULL || len == 0 || hsm_ca_der_get_tag(&c, DER_SEQUENCE, &seq) != 0 || c.len != 0) {
+        hsm_ca_errf(err, errlen, "the subject is not a DER Name");
+        return HSM_E_ARG;
+    }
+    if (len > HSM_CA_SUBJECT_MAX_DER) {
+        hsm_ca_errf(err, errlen, "the subject is %zu bytes long (at most %d)", len, HSM_CA_SUBJECT_MAX_DER);
+        return HSM_E_ARG;
+    }
+    rdns = hsm_ca_der_in(&seq);
+    while (rdns.len != 0) {
+        if (hsm_ca_der_get_tag(&rdns, DER_SET, &set) != 0 || set.len == 0) {
+            hsm_ca_errf(err, errlen, "the subject is not a DER Name");
+            return HSM_E_ARG;
+        }
+        if (++count > HSM_CA_SUBJECT_MAX_RDNS) {
+            hsm_ca_errf(err, errlen, "the subject has more than %d RDNs", HSM_CA_SUBJECT_MAX_RDNS);
+            return HSM_E_ARG;
+        }
+        struct hsm_ca_der in = hsm_ca_der_in(&set);
+        while (in.len != 0) {
+            const struct name_attr *a = NULL;
+            if (hsm_ca_der_get_tag(&in, DER_SEQUENCE, &atv) != 0) {
+                hsm_ca_errf(err, errlen, "the subject is not a DER Name");
+                return HSM_E_ARG;
+            }
+            struct hsm_ca_der x = hsm_ca_der_in(&atv);
+            if (hsm_ca_der_get_tag(&x, DER_OID, &oid) != 0 || oid.len == 0 || hsm_ca_der_get(&x, &val) != 0 || x.len != 0) {
+                hsm_ca_errf(err, errlen, "the subject is not a DER Name");
+                return HSM_E_ARG;
+            }
+            for (size_t i = 0; i < NATTRS && a == NULL; i++)
+                if (hsm_ca_der_oid_is(&oid, attrs[i].oid, attrs[i].oid_len))
+                    a = &attrs[i];
+            if (a == NULL) {
+                char dotted[96];
+                oid_dotted(&oid, dotted, sizeof(dotted));
+                hsm_ca_errf(err, errlen, "the subject has an attribute %s this CA does not certify (accepted: %s)",
+                            dotted, KNOWN_ATTRS);
+                return HSM_E_ARG;
+            }
+            /* Names reach logs and identity headers: printable text only (see text_value_ok). */
+            if (!text_value_ok(&val)) {
+                hsm_ca_errf(err, errlen, "the subject's %s is not printable text (UTF8String, PrintableString or "
+                                         "IA5String without control characters)", a->name);
+                return HSM_E_ARG;
+            }
+            long chars = utf8_chars(val.val, val.len);
+            if (chars < 0 || (unsigned long)chars > a->max) {
+                hsm_ca_errf(err, errlen, "the subject's %s is %ld characters long (at most %u, RFC 5280 Appendix A)",
+                            a->name, chars, a->max);
+                return HSM_E_ARG;
+            }
+            if (strcmp(a->name, "CN") == 0) {
+                size_t k = 0;
+                have_cn = 1;
+                if (cn != NULL && cap > 0) {
+                    out_put(cn, cap, &k, (const char *)val.val, val.len);
+                }
+            }
+        }
+    }
+    if (!have_cn) {
+        hsm_ca_errf(err, errlen, "the subject has no commonName (CN): a client certificate must name its client");
+        return HSM_E_ARG;
+    }
+    return 0;
+}
+
 /* RFC 1034 3.5 preferred name syntax (RFC 5280 4.2.1.6), with a leading "*." wildcard label. */
 static int dns_name_ok(const char *s)
 {

@@ -311,6 +311,8 @@ const uint8_t *pol_cert_subject_hash(const struct pol_cert *c) { return c->subje
 int pol_cert_is_ca(const struct pol_cert *c) { return c->is_ca; }
 time_t pol_cert_not_after(const struct pol_cert *c) { return c->not_after; }
 
+time_t pol_cert_not_before(const struct pol_cert *c) { return c->not_before; }
+
 const uint8_t *pol_cert_serial(const struct pol_cert *c, size_t *len)
 {
     *len = c->serial_len;

@@ -104,6 +104,7 @@ const uint8_t *pol_cert_issuer_hash(const struct pol_cert *c);   /* SHA-256 of t
 const uint8_t *pol_cert_subject_hash(const struct pol_cert *c);  /* SHA-256 of the subject Name DER */
 int pol_cert_is_ca(const struct pol_cert *c);
 time_t pol_cert_not_after(const struct pol_cert *c);
+time_t pol_cert_not_before(const struct pol_cert *c);
 
 /* ---------------------------------------------------------------- small values */
 
@@ -147,7 +148,7 @@ int pol_store_generation(struct pol_store *st, uint64_t *gen) POL_WUR;
 
 /* The schema version this binary writes, and the one found in the store. */
 int pol_store_schema_version(struct pol_store *st, int *version) POL_WUR;
-#define POL_SCHEMA_VERSION 3
+#define POL_SCHEMA_VERSION 4
 
 /* Who made a change and why; recorded with the change in its audit record (pol_store_audit_each).
  * New members go at the end: positional initializers ({ "cli:root", "why" }) stay valid. */
@@ -354,6 +355,45 @@ struct pol_crl_row {
 };
 int pol_store_crls_each(struct pol_store *st, int (*fn)(void *arg, const struct pol_crl_row *row), void *arg,
                         char *err, size_t errlen) POL_WUR;
+
+/* ---------------------------------------------------------------- certificates we issued */
+
+/* Records a certificate our CA issued (the admin API's POST /v1/certificates), in one transaction with
+ * its audit record ("cert-issue": subject, serial, validity, SHA-256 fingerprint). der is the whole
+ * certificate (DER, at most 64 KiB); its issuer, serial, subject and validity are read from it here.
+ * The change moves the generation (every change does) but leaves the data plane's snapshot as it was.
+ * POL_E_DER when der is not a certificate, POL_E_EXISTS when that issuer's serial is recorded already.
+ * *id (may be NULL) gets the record's id. */
+int pol_store_issued_add(struct pol_store *st, const uint8_t *der, size_t len, const struct pol_actor *who,
+                         int64_t *id, uint64_t *gen, char *err, size_t errlen) POL_WUR;
+
+struct pol_issued_row {
+    int64_t id;                         /* 1, 2, 3, ... in the order of issue */
+    const uint8_t *issuer_hash;         /* POL_HASH_LEN bytes: SHA-256 of the issuer Name DER */
+    const char *issuer, *subject;       /* RFC 4514 */
+    const uint8_t *serial;              /* DER INTEGER content octets */
+    size_t serial_len;
+    time_t not_before, not_after;
+    const uint8_t *der;                 /* the certificate */
+    size_t der_len;
+    const char *actor;                  /* who asked for it */
+    const char *comment, *request_id;   /* NULL when not given */
+    time_t created_at;
+    int revoked;                        /* revoked now (here or by an imported CRL): reason and revoked_at */
+    int reason;
+    time_t revoked_at;
+};
+struct pol_issued_query {
+    int64_t after_id;           /* rows with a larger id (0: from the first) */
+    size_t limit;               /* rows at most; 0: no limit */
+    const uint8_t *serial;      /* only this serial (any issuer); NULL: every one */
+    size_t serial_len;
+};
+/* Calls fn for each row of the query, by id; pointers in row are valid during the call only; a nonzero
+ * return from fn stops the walk and is returned. */
+int pol_store_issued_query(struct pol_store *st, const struct pol_issued_query *q,
+                           int (*fn)(void *arg, const struct pol_issued_row *row), void *arg,
+                           char *err, size_t errlen) POL_WUR;
 
 /* ---------------------------------------------------------------- the audit trail */
 

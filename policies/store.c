@@ -438,6 +438,61 @@ int pol_store_crls_each(struct pol_store *st, int (*fn)(void *, const struct pol
     return rc;
 }
 
+int pol_store_issued_add(struct pol_store *st, const uint8_t *der, size_t len, const struct pol_actor *who, int64_t *id,
+                         uint64_t *gen, char *err, size_t errlen)
+{
+    struct pol_cert *c = NULL;
+    uint64_t g = 0;
+    int64_t newid = 0;
+    int rc = 0;
+
+    if (st == NULL || der == NULL || len == 0)
+        return pol_errf(err, errlen, POL_E_ARG, "no store or no certificate");
+    POL_TRY(check_actor(who, err, errlen));
+    if (len > ISSUER_DER_MAX) {
+        rc = pol_errf(err, errlen, POL_E_ARG, "the certificate is larger than %d bytes", ISSUER_DER_MAX);
+        goto out;
+    }
+    /* Read here, once: the backend stores what the certificate says, never what a caller claims. */
+    if (pol_cert_from_der(der, len, &c) != 0) {
+        rc = pol_errf(err, errlen, POL_E_DER, "the certificate does not parse");
+        goto out;
+    }
+    if (c->serial_len == 0 || c->serial_len > POL_SERIAL_MAX || !text_ok(c->subject, 4096, 0) ||
+        !text_ok(c->issuer, 4096, 0)) {
+        rc = pol_errf(err, errlen, POL_E_DER, "the certificate's serial or names cannot be recorded");
+        goto out;
+    }
+    pthread_mutex_lock(&st->lock);
+    rc = st->ops->issued_add(st, der, len, c, who, time(NULL), &newid, &g, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0) {
+        if (id != NULL)
+            *id = newid;
+        if (gen != NULL)
+            *gen = g;
+    }
+out:
+    pol_cert_free(c);
+    c = NULL;
+    return rc;
+}
+
+int pol_store_issued_query(struct pol_store *st, const struct pol_issued_query *q,
+                           int (*fn)(void *, const struct pol_issued_row *), void *arg, char *err, size_t errlen)
+{
+    if (st == NULL || q == NULL || fn == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store, query or callback");
+    if (q->after_id < 0)
+        return pol_errf(err, errlen, POL_E_ARG, "bad record id");
+    if (q->serial != NULL && (q->serial_len == 0 || q->serial_len > POL_SERIAL_MAX))
+        return pol_errf(err, errlen, POL_E_ARG, "the serial must be 1 to %d octets", POL_SERIAL_MAX);
+    pthread_mutex_lock(&st->lock);
+    int rc = st->ops->issued_query(st, q, fn, arg, err, errlen);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
 int pol_store_audit_each(struct pol_store *st, int64_t after_id, size_t limit,
                          int (*fn)(void *, const struct pol_audit_record *), void *arg, char *err, size_t errlen)
 {

@@ -98,6 +98,11 @@ struct pol_store_ops {
                       uint64_t *gen, char *err, size_t errlen);
     int (*crls_each)(struct pol_store *st, int (*fn)(void *, const struct pol_crl_row *), void *arg, char *err,
                      size_t errlen);
+    /* der parsed by store.c into c (its issuer, serial, subject, validity). */
+    int (*issued_add)(struct pol_store *st, const uint8_t *der, size_t len, const struct pol_cert *c,
+                      const struct pol_actor *who, time_t now, int64_t *id, uint64_t *gen, char *err, size_t errlen);
+    int (*issued_query)(struct pol_store *st, const struct pol_issued_query *q,
+                        int (*fn)(void *, const struct pol_issued_row *), void *arg, char *err, size_t errlen);
     int (*audit_each)(struct pol_store *st, int64_t after_id, size_t limit,
                       int (*fn)(void *, const struct pol_audit_record *), void *arg, char *err, size_t errlen);
     /* One step of pol_store_audit_verify: checks at most max records past v->last_id, in one read

@@ -104,7 +104,33 @@ static int migrate_3(struct sq *s, char *err, size_t errlen)
     return rc != 0 ? rc : sq_audit_chain_all(s, err, errlen);
 }
 
-static const migration_fn migrations[] = { migrate_1, migrate_2, migrate_3 };
+/* Version 4: the certificates our CA issued over the admin API (POST /v1/certificates), each with who
+ * asked for it; the certificate itself is kept (DER) so that it can be fetched again and revoked by
+ * certificate. Keyed like revocations (issuer name hash and serial octets) so that its revocation
+ * state is one seek away. */
+static int migrate_4(struct sq *s, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "CREATE TABLE issued("
+        "  id INTEGER PRIMARY KEY,"
+        "  issuer_hash BLOB NOT NULL,"           /* SHA-256 of the issuer Name DER */
+        "  serial BLOB NOT NULL,"                /* INTEGER content octets */
+        "  issuer TEXT NOT NULL,"                /* RFC 4514, for people */
+        "  subject TEXT NOT NULL,"
+        "  not_before INTEGER NOT NULL,"
+        "  not_after INTEGER NOT NULL,"
+        "  der BLOB NOT NULL,"
+        "  actor TEXT NOT NULL,"
+        "  comment TEXT,"
+        "  request_id TEXT,"
+        "  created_at INTEGER NOT NULL,"
+        "  change_id INTEGER NOT NULL,"
+        "  UNIQUE (issuer_hash, serial));"
+        "CREATE INDEX issued_serial ON issued(serial);";
+    return sq_exec(s, sql, err, errlen);
+}
+
+static const migration_fn migrations[] = { migrate_1, migrate_2, migrate_3, migrate_4 };
 #define LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == POL_SCHEMA_VERSION,

@@ -2,7 +2,7 @@
  * a commit is on disk (the WAL fsynced) before a change is acknowledged, readers never block the
  * writer, and a CLI in another process can write while the gateway runs.
  *
- * Schema (version 3; migrations in store_schema.c):
+ * Schema (version 4; migrations in store_schema.c):
  *   meta(key, value)                 'generation': bumped by every change, in the change's transaction
  *   issuers(id, name_hash, name_der, name_text)          one row per issuer Name (SHA-256 of the DER)
  *   revocations(issuer_id, serial, source, reason, revoked_at, change_id)   WITHOUT ROWID, keyed by
@@ -13,6 +13,8 @@
  *   changes(id, at, generation, actor, action, target, comment, key_issuer, key_serial, key_list,
  *           key_match, key_value, before_json, after_json, request_id, source, prev_hash, hash)
  *                                    the change log and audit trail: one hash-chained record per change
+ *   issued(id, issuer_hash, serial, issuer, subject, not_before, not_after, der, actor, comment,
+ *          request_id, created_at, change_id)   certificates our CA issued (v4), UNIQUE(issuer_hash, serial)
  * Revocation rows are small on purpose (an issuer id, not its hash; who and why live in `changes`):
  * a snapshot build reads all of them.
  *
@@ -434,6 +436,8 @@ static const struct pol_store_ops sqlite_ops = {
     .crl_import = sq_crl_import,
     .crl_remove = sq_crl_remove,
     .crls_each = sq_crls_each,
+    .issued_add = sq_issued_add,
+    .issued_query = sq_issued_query,
     .audit_each = sq_audit_each,
     .audit_verify = sq_audit_verify,
     .load = sqlite_load,

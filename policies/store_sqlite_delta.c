@@ -4,7 +4,8 @@
  * A revoke of one certificate, a lift, an allowlist add or remove names its key in its change-log
  * row. pol_store_delta reads, in one read transaction, the change-log rows past a generation and,
  * for each key, its state now (revoked or not and why; the entry's id and expiry or its absence).
- * A row without a key (a batch, a CRL import, a change an older hsmgate made) means "read it all".
+ * A row without a key (a batch, a CRL import, a change an older hsmgate made) means "read it all";
+ * a certificate our CA issued (cert-issue) changes nothing a snapshot holds and is passed over.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,9 @@ int sq_delta(struct pol_store *base, uint64_t since, size_t max, struct pol_delt
         *full = 0;
         goto out;
     }
-    /* Every generation past since must be a change-log row with a key. */
-    POL_TRY(sq_prep(s, "SELECT key_issuer, key_serial, key_list, key_match, key_value FROM changes "
+    /* Every generation past since must be a change-log row with a key, or one that changes nothing a
+     * snapshot holds (an issued certificate: column 5). */
+    POL_TRY(sq_prep(s, "SELECT key_issuer, key_serial, key_list, key_match, key_value, action = 'cert-issue' FROM changes "
                        "WHERE generation > ? AND generation <= ? ORDER BY generation", &c, err, errlen));
     POL_TRY(sq_prep(s, "SELECT r.reason FROM revocations r JOIN issuers i ON i.id = r.issuer_id "
                        "WHERE i.name_hash = ? AND r.serial = ? ORDER BY r.source LIMIT 1", &rq, err, errlen));
@@ -116,7 +118,9 @@ int sq_delta(struct pol_store *base, uint64_t since, size_t max, struct pol_delt
         int hlen = sqlite3_column_bytes(c, 0), slen = sqlite3_column_bytes(c, 1);
         const char *list = (const char *)sqlite3_column_text(c, 2), *match = (const char *)sqlite3_column_text(c, 3);
         const char *value = (const char *)sqlite3_column_text(c, 4);
-        if (hash != NULL && serial != NULL && hlen == POL_HASH_LEN && slen > 0 && slen <= POL_SERIAL_MAX) {
+        if (sqlite3_column_int(c, 5) == 1) {
+            continue;
+        } else if (hash != NULL && serial != NULL && hlen == POL_HASH_LEN && slen > 0 && slen <= POL_SERIAL_MAX) {
             POL_TRY(rev_state(s, rq, hash, serial, (size_t)slen, d, err, errlen));
         } else if (list != NULL && match != NULL && value != NULL) {
             if ((rc = allow_state(s, aq, list, match, value, d, err, errlen)) != 0) {

@@ -1,7 +1,7 @@
 /* store_sqlite_int.h - what the SQLite backend's files share (store_sqlite.c: open, generation,
  * load, helpers; store_sqlite_ops.c: revocation and allowlist changes and listings;
- * store_sqlite_crl.c: imported CRLs; store_sqlite_audit.c: the audit trail; store_schema.c:
- * migrations). */
+ * store_sqlite_crl.c: imported CRLs; store_sqlite_audit.c: the audit trail; store_sqlite_issued.c:
+ * the certificates our CA issued; store_schema.c: migrations). */
 #ifndef HSMGATE_POLICIES_STORE_SQLITE_INT_H
 #define HSMGATE_POLICIES_STORE_SQLITE_INT_H
 
@@ -82,5 +82,11 @@ int sq_crl_remove(struct pol_store *st, const char *name, int64_t id, const stru
                   uint64_t *gen, char *err, size_t errlen);
 int sq_crls_each(struct pol_store *st, int (*fn)(void *, const struct pol_crl_row *), void *arg, char *err,
                  size_t errlen);
+
+/* store_sqlite_issued.c: the certificates our CA issued (schema version 4). */
+int sq_issued_add(struct pol_store *st, const uint8_t *der, size_t len, const struct pol_cert *c,
+                  const struct pol_actor *who, time_t now, int64_t *id, uint64_t *gen, char *err, size_t errlen);
+int sq_issued_query(struct pol_store *st, const struct pol_issued_query *q,
+                    int (*fn)(void *, const struct pol_issued_row *), void *arg, char *err, size_t errlen);
 
 #endif

@@ -246,7 +246,10 @@ class Gateway:
     def access_lines(self):
         if not self.access.exists():
             return []
-        return [json.loads(l) for l in self.access.read_text().splitlines() if l.strip()]
+        text = self.access.read_text()
+        # A line the gateway is still writing has no newline yet: it is read at the next look.
+        complete = text[:text.rfind("\n") + 1]
+        return [json.loads(l) for l in complete.splitlines() if l.strip()]
 
     def wait_access(self, pred, timeout=10):
         deadline = time.time() + timeout

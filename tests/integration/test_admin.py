@@ -266,3 +266,175 @@ def test_allowlist_over_api(pki, gateway, echo, tmp_path):
     assert status == 400 and json.loads(body).get("field") == "extra", body
     assert api.call("DELETE", f"/v1/allowlists/partners/entries/{entry['id']}", tok)[0] == 200
     wait_refused(g.port("api"), ctx)
+
+
+# ---- /v1/connections: live connections, closing one ----
+
+def live_conn(port, ctx):
+    """An open TLS connection through the gateway, proven proxied by one echo."""
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=WAIT), server_hostname="localhost")
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    return s
+
+
+def sees_eof(s):
+    """True once the gateway has closed s (close_notify, FIN or reset), False if it stays open."""
+    s.settimeout(WAIT)
+    try:
+        return s.recv(1) == b""
+    except (ssl.SSLError, ConnectionResetError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def conn_by_peer(api, token, s, query=""):
+    """The listed connection whose peer is s's local address, or None."""
+    me = "127.0.0.1:%d" % s.getsockname()[1]
+    items = api.json("GET", "/v1/connections" + query, token)["items"]
+    return next((c for c in items if c["peer"] == me), None)
+
+
+def test_connections_list_get_close(admin_gw, pki):
+    """A client with a certificate is listed with its identity and listener; one connection is shown by
+    id; a reader may not close it (403); an operator does: the client sees the connection end, the access
+    log says closed_by_admin, the error log names who and the request id; then it is gone (404)."""
+    g, api, tokens, _, _ = admin_gw
+    crt, key = pki.client("adm-conns")
+    live = live_conn(g.port("mtls"), client_ctx(pki, cert=(crt, key)))
+    other = live_conn(g.port("mtls"), client_ctx(pki, cert=(crt, key)))
+    c = conn_by_peer(api, tokens["reader"], live)
+    assert c is not None, api.json("GET", "/v1/connections", tokens["reader"])
+    assert c["listener"] == "mtls" and c["client_cert"] is True, c
+    assert "CN=client-adm-conns" in c["client_subject"] and "hsmgate test root" in c["client_issuer"], c
+    assert len(c["client_fingerprint_sha256"]) == 64 and c["client_serial"], c
+    assert c["tls_version"].startswith("TLS") and c["resumed"] is False and c["started_at"].endswith("Z"), c
+    assert c["policy"] and c["policy_generation"] is not None, c
+    one = api.json("GET", f"/v1/connections/{c['id']}", tokens["reader"])
+    assert one["id"] == c["id"] and one["peer"] == c["peer"], one
+    assert conn_by_peer(api, tokens["reader"], live, "?listener=mtls")["id"] == c["id"]
+    assert api.json("GET", "/v1/connections?listener=nope", tokens["reader"])["items"] == []
+    # bytes are refreshed at the workers' sweeps (every 250 ms)
+    deadline = time.time() + WAIT
+    while api.json("GET", f"/v1/connections/{c['id']}", tokens["reader"])["bytes_in"] < 1:
+        assert time.time() < deadline, "bytes_in never moved"
+        time.sleep(0.05)
+
+    # a reader cannot close it; the connection stays up
+    status, _, body = api.call("DELETE", f"/v1/connections/{c['id']}", tokens["reader"])
+    assert status == 403, body
+    live.sendall(b"y")
+    assert live.recv(1) == b"y"
+
+    status, _, body = api.call("DELETE", f"/v1/connections/{c['id']}?comment=INC-7", tokens["operator"],
+                               headers={"X-Request-Id": "adm-close-1"})
+    assert status == 200, body
+    assert json.loads(body)["closed"]["id"] == c["id"], body
+    assert sees_eof(live), "the closed connection is still open"
+    live.close()
+    rec = g.wait_access(lambda r: r.get("connection_id") == c["id"])
+    assert rec["result"] == "closed_by_admin" and rec["reason"] == "admin_request", rec
+    assert rec["client_subject"] == c["client_subject"], rec
+    g.wait_log(f"admin: connection {c['id']} (listener mtls")
+    line = next(l for l in g.log().splitlines() if f"admin: connection {c['id']} " in l)
+    assert "who=token:operator-1" in line or "by token:operator-1" in line, line
+    assert "id=adm-close-1" in line and 'comment="INC-7"' in line, line
+
+    # gone; the other connection of the same client is untouched
+    assert api.call("GET", f"/v1/connections/{c['id']}", tokens["reader"])[0] == 404
+    assert api.call("DELETE", f"/v1/connections/{c['id']}", tokens["operator"])[0] == 404
+    assert conn_by_peer(api, tokens["reader"], other) is not None
+    other.sendall(b"z")
+    assert other.recv(1) == b"z"
+    other.close()
+    # unknown and malformed ids
+    assert api.call("GET", "/v1/connections/987654321", tokens["reader"])[0] == 404
+    assert api.call("DELETE", "/v1/connections/987654321", tokens["operator"])[0] == 404
+    for bad in ("abc", "0", "-1", "99999999999999999999"):
+        status, _, body = api.call("GET", f"/v1/connections/{bad}", tokens["reader"])
+        assert status == 400 and json.loads(body)["field"] == "id", (bad, status, body)
+    status, _, body = api.call("GET", "/v1/connections?after=x", tokens["reader"])
+    assert status == 400 and json.loads(body)["field"] == "after", body
+    assert api.call("GET", "/v1/connections")[0] == 401
+    after = api.call("GET", "/metrics")[2].decode()
+    assert metric(after, "hsmgate_connections_closed_by_admin_total", listener="mtls") == 1, after
+
+
+def test_connections_one_way_listed_and_paged(pki, gateway, echo, tmp_path):
+    """A connection without a client certificate (one-way listener) is listed too, with no identity;
+    ?listener= filters; pages of ?limit=1 walk every connection once, in ascending id."""
+    tok, line = make_token("watcher", "reader")
+    tf = tmp_path / "conns.tokens"
+    tf.write_text(line + "\n")
+    os.chmod(tf, 0o600)
+    port = free_port()
+    g = gateway([listener(pki, "mtls", echo.port, auth="two-way"), listener(pki, "plain", echo.port)],
+                admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')
+    api = Api(port)
+    crt, key = pki.client("adm-pages")
+    socks = [live_conn(g.port("plain"), client_ctx(pki)),
+             live_conn(g.port("mtls"), client_ctx(pki, cert=(crt, key))),
+             live_conn(g.port("mtls"), client_ctx(pki, cert=(crt, key)))]
+    try:
+        plain = api.json("GET", "/v1/connections?listener=plain", tok)["items"]
+        assert len(plain) == 1, plain
+        p = plain[0]
+        assert p["peer"] == "127.0.0.1:%d" % socks[0].getsockname()[1], p
+        assert p["client_cert"] is False and p["client_subject"] is None and p["client_fingerprint_sha256"] is None, p
+        assert p["policy"] is None and p["policy_generation"] is None, p
+        assert len(api.json("GET", "/v1/connections?listener=mtls", tok)["items"]) == 2
+        seen, after = [], None
+        for _ in range(10):
+            page = api.json("GET", "/v1/connections?limit=1" + (f"&after={after}" if after else ""), tok)
+            assert len(page["items"]) <= 1, page
+            seen += [c["id"] for c in page["items"]]
+            after = page["next"]
+            if after is None:
+                break
+        assert len(seen) == 3 and seen == sorted(set(seen)), seen
+        paths = api.json("GET", "/v1/openapi.json")["paths"]
+        assert "delete" in paths["/v1/connections/{id}"] and "get" in paths["/v1/connections"], sorted(paths)
+    finally:
+        for s in socks:
+            s.close()
+    # closed by the clients: no longer listed
+    deadline = time.time() + WAIT
+    while api.json("GET", "/v1/connections", tok)["items"]:
+        assert time.time() < deadline, api.json("GET", "/v1/connections", tok)
+        time.sleep(0.05)
+
+
+def test_connections_https_close_logged(pki, gateway, tmp_path):
+    """An https connection that already carried a request, closed by an operator: its request keeps its
+    own access-log line, and the closure gets a connection line of its own (closed_by_admin)."""
+    import http.client
+    from https_backend import HttpBackend
+    b = HttpBackend("echo")
+    try:
+        tok, line = make_token("ops-https", "operator")
+        tf = tmp_path / "https.tokens"
+        tf.write_text(line + "\n")
+        os.chmod(tf, 0o600)
+        port = free_port()
+        g = gateway([listener(pki, "web", b.port, auth="optional", type="https")],
+                    admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')
+        api = Api(port)
+        crt, key = pki.client("adm-https")
+        hc = http.client.HTTPSConnection("localhost", g.port("web"), context=client_ctx(pki, cert=(crt, key)),
+                                         timeout=WAIT)
+        hc.request("GET", "/one")
+        r = hc.getresponse()
+        r.read()
+        assert r.status == 200
+        c = conn_by_peer(api, tok, hc.sock)
+        assert c is not None and c["listener"] == "web" and "CN=client-adm-https" in c["client_subject"], c
+        assert api.call("DELETE", f"/v1/connections/{c['id']}", tok)[0] == 200
+        assert sees_eof(hc.sock)
+        hc.close()
+        req = g.wait_access(lambda x: x.get("connection_id") == c["id"] and x.get("path") == "/one")
+        assert req["status"] == 200, req
+        rec = g.wait_access(lambda x: x.get("connection_id") == c["id"] and x.get("result") == "closed_by_admin")
+        assert rec["reason"] == "admin_request" and "path" not in rec, rec
+    finally:
+        b.close()

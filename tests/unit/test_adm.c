@@ -317,9 +317,35 @@ static void fake_changed(void *ctx)
     g_changed++;
 }
 
+/* Three live connections: 3 (web), 5 (api), 9 (web). Closing 5 works, 9 is not confirmed in time, 3
+ * ends by itself meanwhile, 7 makes the gateway fail. */
+static const struct { uint64_t id; const char *listener; } g_conns[] = { { 3, "web" }, { 5, "api" }, { 9, "web" } };
+static uint64_t g_closed_id;
+
+static json_t *fake_connections(void *ctx, const char *listener, size_t limit, uint64_t after_id)
+{
+    json_t *arr = json_array();
+    assert_ptr_equal(ctx, &g_health_ok);
+    for (size_t i = 0; i < sizeof(g_conns) / sizeof(g_conns[0]) && json_array_size(arr) < limit; i++) {
+        if (g_conns[i].id <= after_id || (listener != NULL && strcmp(listener, g_conns[i].listener) != 0))
+            continue;
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)g_conns[i].id, "listener",
+                                             g_conns[i].listener, "peer", "127.0.0.1:1234", "client_subject",
+                                             "CN=line\nbreak"));
+    }
+    return arr;
+}
+
+static int fake_close(void *ctx, uint64_t id)
+{
+    (void)ctx;
+    g_closed_id = id;
+    return id == 5 ? ADM_CONN_CLOSED : id == 9 ? ADM_CONN_PENDING : id == 3 ? ADM_CONN_UNKNOWN : -1;
+}
+
 static const struct adm_hooks g_hooks = {
     .ctx = &g_health_ok, .policy_changed = fake_changed, .metrics = fake_metrics, .listeners = fake_listeners,
-    .health = fake_health,
+    .health = fake_health, .connections = fake_connections, .close_connection = fake_close,
 };
 
 /* ---------------------------------------------------------------- test routes */
@@ -916,6 +942,99 @@ static void test_tables_linked(void **state)
             fail_msg("%s exists but its route table is not linked in", files[i]);
 }
 
+/* /v1/connections (route_connections.c) over the fake hooks: pages, the listener filter, ids, roles,
+ * each answer of close_connection, and a gateway that does not show its connections. */
+static void test_connections(void **state)
+{
+    struct reply r;
+    json_t *o;
+    (void)state;
+
+    assert_int_equal(get("/v1/connections", tok_reader, &r), 200);
+    o = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(o, "items")), 3);
+    assert_true(json_is_null(json_object_get(o, "next")));
+    json_decref(o);
+    assert_int_equal(get("/v1/connections?limit=2", tok_reader, &r), 200);
+    o = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(o, "items")), 2);
+    assert_string_equal(pstr(o, "next"), "5");
+    json_decref(o);
+    assert_int_equal(get("/v1/connections?limit=2&after=5", tok_reader, &r), 200);
+    o = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(o, "items"), 0), "id")), 9);
+    assert_true(json_is_null(json_object_get(o, "next")));
+    json_decref(o);
+    assert_int_equal(get("/v1/connections?listener=api", tok_reader, &r), 200);
+    o = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(o, "items")), 1);
+    json_decref(o);
+
+    static const struct { const char *path, *field; } bad[] = {
+        { "/v1/connections?after=x", "after" }, { "/v1/connections?after=-1", "after" },
+        { "/v1/connections?after=99999999999999999999", "after" }, { "/v1/connections?listener=", "listener" },
+        { "/v1/connections?listener=0123456789012345678901234567890123456789012345678901234567890123456789xx", "listener" },
+        { "/v1/connections/abc", "id" }, { "/v1/connections/0", "id" }, { "/v1/connections/5x", "id" },
+        { "/v1/connections/9223372036854775808", "id" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        get(bad[i].path, tok_reader, &r);
+        o = problem(&r, 400);
+        assert_string_equal(pstr(o, "field"), bad[i].field);
+        json_decref(o);
+    }
+    assert_int_equal(get("/v1/connections/5", tok_reader, &r), 200);
+    o = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(o, "id")), 5);
+    json_decref(o);
+    get("/v1/connections/4", tok_reader, &r);
+    json_decref(problem(&r, 404));
+    get("/v1/connections", NULL, &r);
+    json_decref(problem(&r, 401));
+
+    /* Closing: operators only; 200 closed, 202 not confirmed, 404 gone meanwhile or unknown, 500. */
+    struct opts rd = { .token = tok_reader }, op = { .token = tok_operator };
+    g_closed_id = 0;
+    http("DELETE", "/v1/connections/5", &rd, &r);
+    json_decref(problem(&r, 403));
+    assert_int_equal(g_closed_id, 0);
+    assert_int_equal(http("DELETE", "/v1/connections/5", &op, &r), 200);
+    o = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "closed"), "id")), 5);
+    json_decref(o);
+    assert_int_equal(http("DELETE", "/v1/connections/9", &op, &r), 202);
+    o = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "closing"), "id")), 9);
+    json_decref(o);
+    http("DELETE", "/v1/connections/3", &op, &r);
+    json_decref(problem(&r, 404));
+    assert_int_equal(g_closed_id, 3);
+    g_closed_id = 0;
+    http("DELETE", "/v1/connections/4", &op, &r);      /* not listed: never asked */
+    json_decref(problem(&r, 404));
+    assert_int_equal(g_closed_id, 0);
+    struct opts ob = { .token = tok_operator, .ctype = "application/json", .body = "{\"comment\":\"x\",\"extra\":1}" };
+    http("DELETE", "/v1/connections/5", &ob, &r);
+    o = problem(&r, 400);
+    assert_string_equal(pstr(o, "field"), "extra");
+    json_decref(o);
+    assert_int_equal(g_closed_id, 0);
+
+    /* A gateway without the hooks: 503. */
+    struct adm_hooks none = g_hooks;
+    struct adm_server *s = NULL;
+    char err[512];
+    none.connections = NULL;
+    none.close_connection = NULL;
+    struct adm_config cfg = { .bind = (const struct sockaddr *)&g_lo, .bind_len = sizeof(g_lo), .bind_text = "127.0.0.1:0",
+                              .tokens_file = P("tokens") };
+    assert_int_equal(adm_server_start(&cfg, NULL, &none, &s, err, sizeof(err)), 0);
+    struct opts on = { .token = tok_reader, .port = adm_server_port(s) };
+    http("GET", "/v1/connections", &on, &r);
+    json_decref(problem(&r, 503));
+    adm_server_stop(s);
+}
+
 static void test_log_lines(void **state)
 {
     struct reply r;
@@ -932,6 +1051,8 @@ static void test_log_lines(void **state)
     http("GET", "/v1/listeners", &o, &r);
     struct opts b = { .token = "wrong-token-zzz", .request_id = "log-check-2" };
     http("GET", "/v1/listeners", &b, &r);
+    struct opts c = { .token = tok_operator, .request_id = "log-check-3" };
+    http("DELETE", "/v1/connections/5?comment=why%0Anot", &c, &r);
     gw_log_set_level("warning");
     dup2(saved, 2);
     close(saved);
@@ -940,6 +1061,10 @@ static void test_log_lines(void **state)
     assert_non_null(strstr(log, "admin: GET /v1/listeners 200 who=token:reader src=127.0.0.1:"));
     assert_non_null(strstr(log, "id=log-check-1"));
     assert_non_null(strstr(log, "admin: GET /v1/listeners 401 who=- "));
+    /* A closed connection names who and the request; a line break in what it quotes forges no line. */
+    assert_non_null(strstr(log, "admin: connection 5 (listener api, peer 127.0.0.1:1234, client CN=line?break) "
+                                "closed by token:ops src=127.0.0.1:"));
+    assert_non_null(strstr(log, "id=log-check-3 comment=\"why?not\""));
     /* No token ever reaches the log, right or wrong. */
     assert_null(strstr(log, tok_reader));
     assert_null(strstr(log, tok_operator));
@@ -1284,6 +1409,7 @@ int main(void)
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_openapi),
         cmocka_unit_test(test_tables_linked),
+        cmocka_unit_test(test_connections),
         cmocka_unit_test(test_log_lines),
         cmocka_unit_test(test_throttle),
         cmocka_unit_test(test_tokens_file_errors),

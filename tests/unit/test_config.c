@@ -1748,6 +1748,63 @@ static void test_err_policies(void **state)
                "policy \"p\": max_chain_depth must be a number from 1 to 16, not \"17\"");
 }
 
+/* admin: the certificate authority's keys (config_admin.c). */
+static void test_admin_ca(void **state)
+{
+    struct gw_config *cfg;
+    (void)state;
+
+    cfg = parse_ok("admin: { tokens_file: t }\n" L_HEAD);
+    assert_null(cfg->admin.ca_certificate);
+    assert_null(cfg->admin.ca_key);
+    assert_int_equal(cfg->admin.client_validity_days, 365);
+    assert_int_equal(cfg->admin.crl_validity_s, 7 * 86400);
+    gw_config_free(cfg);
+
+    cfg = parse_ok("admin:\n"
+                   "  ca_certificate: pki/root.pem\n"
+                   "  ca_key: \"pkcs11:token=hsmgate;object=root\"\n"
+                   "  client_validity: 825d\n"
+                   "  crl_validity: 12h\n" L_HEAD);
+    assert_string_equal(cfg->admin.ca_certificate, "/etc/hsmgate/pki/root.pem");
+    assert_string_equal(cfg->admin.ca_key, "pkcs11:token=hsmgate;object=root");
+    assert_int_equal(cfg->admin.ca_key_line, 3);
+    assert_int_equal(cfg->admin.client_validity_days, 825);
+    assert_int_equal(cfg->admin.crl_validity_s, 12 * 3600);
+    gw_config_free(cfg);
+
+    cfg = parse_ok("admin: { ca_certificate: /r.pem, ca_key: \"PKCS11:object=r\", client_validity: 30, "
+                   "crl_validity: 3600 }\n" L_HEAD);
+    assert_int_equal(cfg->admin.client_validity_days, 30);     /* a bare number of days */
+    assert_int_equal(cfg->admin.crl_validity_s, 3600);         /* a bare number of seconds */
+    gw_config_free(cfg);
+
+    /* Both or neither; the key stays in the HSM. */
+    expect_err("admin:\n  ca_key: \"pkcs11:object=r\"\n" L_HEAD, 2, "admin: ca_key needs ca_certificate");
+    expect_err("admin:\n  ca_certificate: /r.pem\n" L_HEAD, 2, "admin: ca_certificate needs ca_key");
+    expect_err("admin:\n  ca_certificate: /r.pem\n  ca_key: /etc/root.key\n" L_HEAD, 3,
+               "admin: ca_key must be a pkcs11: URI of the root CA's key in the HSM, not \"/etc/root.key\"");
+    expect_err("admin:\n  ca_certificate: [a]\n" L_HEAD, 2, "admin: ca_certificate must be a string");
+    /* Validities: ranges and units. */
+    static const char *const bad_client[] = { "0d", "826d", "12h", "d", "-5d", "1y", "365 d" };
+    for (size_t i = 0; i < sizeof(bad_client) / sizeof(bad_client[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "admin:\n  client_validity: \"%s\"\n" L_HEAD, bad_client[i]);
+        expect_err(yaml, 2, "admin: client_validity must be a number of days from 1d to 825d");
+    }
+    expect_err("admin:\n  client_validity: \"\"\n" L_HEAD, 2, "admin: client_validity must not be empty");
+    static const char *const bad_crl[] = { "59s", "0", "366d", "7w", "h", "99999999999999d" };
+    for (size_t i = 0; i < sizeof(bad_crl) / sizeof(bad_crl[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "admin:\n  crl_validity: %s\n" L_HEAD, bad_crl[i]);
+        expect_err(yaml, 2, "admin: crl_validity must be a duration from 1m to 365d");
+    }
+    expect_err("admin:\n  crl_validity: { a: 1 }\n" L_HEAD, 2, "admin: crl_validity must be a string");
+    expect_err("admin:\n  ca_cert: /r.pem\n" L_HEAD, 2,
+               "admin: unknown key \"ca_cert\" (valid: bind, unix_socket, tokens_file, ca_certificate, ca_key, "
+               "client_validity, crl_validity)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1796,6 +1853,7 @@ int main(void)
         cmocka_unit_test(test_policies_full),
         cmocka_unit_test(test_policies_defaults),
         cmocka_unit_test(test_err_policies),
+        cmocka_unit_test(test_admin_ca),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
