@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -115,5 +116,16 @@ const struct adm_hooks *adm_hooks(struct adm_req *req);
 void adm_actor(struct adm_req *req, const char *comment, struct pol_actor *out);
 /* After a committed change: tell the gateway to publish it now. */
 void adm_changed(struct adm_req *req);
+
+/* --- shared by the resource files (json.c) --- */
+
+/* The store, or NULL after a 503 problem (no policy_store configured). */
+struct pol_store *adm_need_store(struct adm_req *req, struct adm_resp *resp);
+/* A stored text as a JSON string (bytes that are not UTF-8 shown as '?'); NULL: null. */
+json_t *adm_jtext(const char *s);
+/* RFC 3339 UTC, or null for 0. */
+json_t *adm_jtime(time_t t);
+/* A positive decimal id (a path segment or a cursor), or -1. */
+long long adm_id_of(const char *s);
 
 #endif

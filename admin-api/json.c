@@ -2,6 +2,7 @@
  * RFC 9457 problem documents, the problem for each policies/ error, and the body and field checks
  * that name the field at fault.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -296,4 +297,52 @@ int adm_field_int(struct adm_resp *resp, json_t *o, const char *name, int requir
     }
     *out = x;
     return 0;
+}
+
+/* --- shared by the resource files --- */
+
+struct pol_store *adm_need_store(struct adm_req *req, struct adm_resp *resp)
+{
+    struct pol_store *st = adm_store(req);
+    if (st == NULL)
+        adm_problem(resp, 503, NULL, "no policy store is configured (policy_store in the configuration)");
+    return st;
+}
+
+json_t *adm_jtext(const char *s)
+{
+    if (s == NULL)
+        return json_null();
+    json_t *v = json_string(s);
+    if (v != NULL)
+        return v;
+    /* jansson takes UTF-8 only: other bytes of a stored text show as '?' */
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return NULL;
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
+json_t *adm_jtime(time_t t)
+{
+    char at[32];
+    if (t == 0)
+        return json_null();
+    pol_time_format(t, at, sizeof(at));
+    return json_string(at);
+}
+
+long long adm_id_of(const char *s)
+{
+    char *end = NULL;
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return errno == 0 && *end == '\0' && v > 0 && v < INT64_MAX ? v : -1;
 }

@@ -15,53 +15,6 @@
 
 #define PEM_MAX (64u * 1024)
 
-static struct pol_store *need_store(struct adm_req *req, struct adm_resp *resp)
-{
-    struct pol_store *st = adm_store(req);
-    if (st == NULL)
-        adm_problem(resp, 503, NULL, "no policy store is configured (policy_store in the configuration)");
-    return st;
-}
-
-/* A JSON string of a stored text (jansson takes UTF-8 only: other bytes show as '?'); NULL: null. */
-static json_t *jtext(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *copy = strdup(s);
-    if (copy == NULL)
-        return NULL;
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
-static json_t *jtime(time_t t)
-{
-    char at[32];
-    if (t == 0)
-        return json_null();
-    pol_time_format(t, at, sizeof(at));
-    return json_string(at);
-}
-
-/* A positive decimal id (a path segment or a cursor); -1 if it is not one. */
-static long long id_of(const char *s)
-{
-    char *end = NULL;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    return errno == 0 && *end == '\0' && v > 0 ? v : -1;
-}
-
 /* The {name} of the path: a list name. */
 static const char *list_of(struct adm_req *req, struct adm_resp *resp)
 {
@@ -76,9 +29,9 @@ static const char *list_of(struct adm_req *req, struct adm_resp *resp)
 static json_t *entry_json(const struct pol_allow_row *row, time_t now)
 {
     return json_pack("{s:I, s:s, s:s, s:o, s:o, s:b, s:o, s:o, s:o}", "id", (json_int_t)row->id, "list", row->list,
-                     "match", pol_match_name(row->match), "value", jtext(row->value), "expires_at",
-                     jtime(row->expires_at), "expired", row->expires_at != 0 && row->expires_at <= now, "actor",
-                     jtext(row->actor), "comment", jtext(row->comment), "created_at", jtime(row->created_at));
+                     "match", pol_match_name(row->match), "value", adm_jtext(row->value), "expires_at",
+                     adm_jtime(row->expires_at), "expired", row->expires_at != 0 && row->expires_at <= now, "actor",
+                     adm_jtext(row->actor), "comment", adm_jtext(row->comment), "created_at", adm_jtime(row->created_at));
 }
 
 struct page {
@@ -148,7 +101,7 @@ static int add_list(void *arg, const struct pol_allow_list_row *row)
 
 static int lists_get(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct lists_page p;
     char err[512] = "";
     if (st == NULL)
@@ -174,7 +127,7 @@ static int lists_get(struct adm_req *req, struct adm_resp *resp)
 
 static int entries_list(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     const char *list, *after = NULL;
     struct page p;
     char err[512] = "", next[24];
@@ -185,7 +138,7 @@ static int entries_list(struct adm_req *req, struct adm_resp *resp)
     memset(&p, 0, sizeof(p));
     if (adm_page(req, resp, &p.limit, &after) != 0)
         return 0;
-    if (after != NULL && (after_id = id_of(after)) < 0) {
+    if (after != NULL && (after_id = adm_id_of(after)) < 0) {
         adm_problem(resp, 400, "after", "after must be the cursor of a previous page");
         return 0;
     }
@@ -234,7 +187,7 @@ static int entry_add(struct adm_req *req, struct adm_resp *resp)
 {
     static const char *const fields[] = { "match", "value", "certificate", "issuer_certificate", "serial",
                                           "expires_at", "comment", NULL };
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct pol_cert *c = NULL;
     struct pol_allow_entry e;
     struct pol_actor who;
@@ -344,7 +297,7 @@ static int entry_of(struct adm_req *req, struct adm_resp *resp, struct pol_store
     *entry = NULL;
     if ((*list = list_of(req, resp)) == NULL)
         return -1;
-    long long v = req->nparams > 1 ? id_of(req->params[1]) : -1;
+    long long v = req->nparams > 1 ? adm_id_of(req->params[1]) : -1;
     if (v < 0) {
         adm_problem(resp, 404, "id", "no such entry (ids are positive integers)");
         return -1;
@@ -364,7 +317,7 @@ static int entry_of(struct adm_req *req, struct adm_resp *resp, struct pol_store
 
 static int entry_get_route(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     const char *list;
     int64_t id;
     json_t *entry = NULL;
@@ -392,7 +345,7 @@ static int delete_comment(struct adm_req *req, struct adm_resp *resp, json_t **b
 
 static int entry_delete(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct pol_allow_entry e;
     struct pol_actor who;
     const char *list, *comment = NULL;

@@ -9,33 +9,6 @@
 
 #include "admin-api/adm_int.h"
 
-static struct pol_store *need_store(struct adm_req *req, struct adm_resp *resp)
-{
-    struct pol_store *st = adm_store(req);
-    if (st == NULL)
-        adm_problem(resp, 503, NULL, "no policy store is configured (policy_store in the configuration)");
-    return st;
-}
-
-/* A JSON string of a stored text (jansson takes UTF-8 only: other bytes show as '?'); NULL: null. */
-static json_t *jtext(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *copy = strdup(s);
-    if (copy == NULL)
-        return NULL;
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
 static json_t *jhash(const uint8_t *h)
 {
     static const char digits[] = "0123456789abcdef";
@@ -57,7 +30,7 @@ static json_t *jstate(const char *text)
     if (text == NULL)
         return json_null();
     json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    return v != NULL ? v : jtext(text);
+    return v != NULL ? v : adm_jtext(text);
 }
 
 static json_t *record_json(const struct pol_audit_record *r)
@@ -65,9 +38,9 @@ static json_t *record_json(const struct pol_audit_record *r)
     char at[32];
     pol_time_format(r->at, at, sizeof(at));
     return json_pack("{s:I, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)r->id, "at",
-                     at, "generation", (json_int_t)r->generation, "actor", jtext(r->actor), "action", jtext(r->action),
-                     "target", jtext(r->target), "before", jstate(r->before), "after", jstate(r->after), "request_id",
-                     jtext(r->request_id), "source", jtext(r->source), "comment", jtext(r->comment), "prev_hash",
+                     at, "generation", (json_int_t)r->generation, "actor", adm_jtext(r->actor), "action", adm_jtext(r->action),
+                     "target", adm_jtext(r->target), "before", jstate(r->before), "after", jstate(r->after), "request_id",
+                     adm_jtext(r->request_id), "source", adm_jtext(r->source), "comment", adm_jtext(r->comment), "prev_hash",
                      jhash(r->prev_hash), "hash", jhash(r->hash));
 }
 
@@ -102,7 +75,7 @@ static int add_record(void *arg, const struct pol_audit_record *r)
 
 static int audit_list(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct page p;
     const char *after = NULL;
     char err[512] = "", next[24];
@@ -140,7 +113,7 @@ static int audit_list(struct adm_req *req, struct adm_resp *resp)
 
 static int audit_verify(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct page last;
     char err[1024] = "";
     uint64_t n = 0;

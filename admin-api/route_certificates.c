@@ -18,34 +18,6 @@
 
 #define CSR_MAX (64u * 1024)
 
-static json_t *jtime(time_t t)
-{
-    char at[32];
-    if (t == 0)
-        return json_null();
-    pol_time_format(t, at, sizeof(at));
-    return json_string(at);
-}
-
-/* A JSON string of a stored text (jansson takes UTF-8 only: other bytes show as '?'); NULL: null. */
-static json_t *jtext(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *copy = strdup(s);
-    if (copy == NULL)
-        return NULL;
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
 static json_t *jpem(const uint8_t *der, size_t len)
 {
     char *pem = NULL;
@@ -57,31 +29,21 @@ static json_t *jpem(const uint8_t *der, size_t len)
     return v;
 }
 
-/* A positive decimal id (a cursor); -1 if it is not one. */
-static long long id_of(const char *s)
-{
-    char *end = NULL;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    long long v = strtoll(s, &end, 10);
-    return *end == '\0' && v > 0 && v < INT64_MAX ? v : -1;
-}
-
 /* One issued certificate; with_pem adds the certificate itself. */
 static json_t *issued_json(const struct pol_issued_row *row, time_t now, int with_pem)
 {
     char serial[2 * POL_SERIAL_MAX + 1];
     const char *status = row->revoked ? "revoked" : row->not_after <= now ? "expired" : "valid";
     json_t *revoked = row->revoked ? json_pack("{s:s, s:o}", "reason", pol_reason_code_name(row->reason),
-                                               "revoked_at", jtime(row->revoked_at))
+                                               "revoked_at", adm_jtime(row->revoked_at))
                                    : json_null();
 
     pol_serial_format(row->serial, row->serial_len, serial, sizeof(serial));
     json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)row->id,
-                          "serial", serial, "subject", jtext(row->subject), "issuer", jtext(row->issuer), "not_before",
-                          jtime(row->not_before), "not_after", jtime(row->not_after), "status", status, "revoked",
-                          revoked ? revoked : json_null(), "actor", jtext(row->actor), "comment", jtext(row->comment),
-                          "request_id", jtext(row->request_id), "created_at", jtime(row->created_at));
+                          "serial", serial, "subject", adm_jtext(row->subject), "issuer", adm_jtext(row->issuer), "not_before",
+                          adm_jtime(row->not_before), "not_after", adm_jtime(row->not_after), "status", status, "revoked",
+                          revoked ? revoked : json_null(), "actor", adm_jtext(row->actor), "comment", adm_jtext(row->comment),
+                          "request_id", adm_jtext(row->request_id), "created_at", adm_jtime(row->created_at));
     if (o != NULL && with_pem) {
         json_t *pem = jpem(row->der, row->der_len);
         if (pem == NULL || json_object_set_new(o, "certificate", pem) != 0) {
@@ -215,8 +177,8 @@ static int certificate_issue(struct adm_req *req, struct adm_resp *resp)
     gw_log(LOG_INFO, "admin: issued certificate %s to \"%s\" for %lld days (%s, request %s)", serial,
            pol_cert_subject(cert), days, req->who, req->request_id);
     json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "id", (json_int_t)id, "serial", serial,
-                          "subject", jtext(pol_cert_subject(cert)), "issuer", jtext(pol_cert_issuer(cert)), "not_before",
-                          jtime(pol_cert_not_before(cert)), "not_after", jtime(pol_cert_not_after(cert)), "certificate",
+                          "subject", adm_jtext(pol_cert_subject(cert)), "issuer", adm_jtext(pol_cert_issuer(cert)), "not_before",
+                          adm_jtime(pol_cert_not_before(cert)), "not_after", adm_jtime(pol_cert_not_after(cert)), "certificate",
                           jpem(der, der_len), "generation", (json_int_t)gen);
     snprintf(resp->location, sizeof(resp->location), "/v1/certificates/%s", serial);
     adm_json(resp, 201, o);
@@ -246,7 +208,7 @@ static int certificates_list(struct adm_req *req, struct adm_resp *resp)
     memset(&p, 0, sizeof(p));
     if (adm_page(req, resp, &p.limit, &after) != 0)
         return 0;
-    if (after != NULL && (after_id = id_of(after)) < 0) {
+    if (after != NULL && (after_id = adm_id_of(after)) < 0) {
         adm_problem(resp, 400, "after", "after must be the cursor of a previous page");
         return 0;
     }

@@ -22,42 +22,6 @@
 
 #define PEM_MAX (64u * 1024)
 
-static struct pol_store *need_store(struct adm_req *req, struct adm_resp *resp)
-{
-    struct pol_store *st = adm_store(req);
-    if (st == NULL)
-        adm_problem(resp, 503, NULL, "no policy store is configured (policy_store in the configuration)");
-    return st;
-}
-
-/* A JSON string of a stored text (jansson takes UTF-8 only: other bytes show as '?'); NULL: null. */
-static json_t *jtext(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *copy = strdup(s);
-    if (copy == NULL)
-        return NULL;
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
-static json_t *jtime(time_t t)
-{
-    char at[32];
-    if (t == 0)
-        return json_null();
-    pol_time_format(t, at, sizeof(at));
-    return json_string(at);
-}
-
 static void hex_of(const uint8_t *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -68,17 +32,6 @@ static void hex_of(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* A positive decimal number; -1 if it is not one. */
-static long long id_of(const char *s)
-{
-    char *end = NULL;
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    return errno == 0 && *end == '\0' && v > 0 ? v : -1;
-}
-
 static json_t *crl_json(const struct pol_crl_row *row, time_t now)
 {
     char num[2 * POL_SERIAL_MAX + 1], hash[2 * POL_HASH_LEN + 1];
@@ -87,9 +40,9 @@ static json_t *crl_json(const struct pol_crl_row *row, time_t now)
         pol_serial_format(row->number, row->number_len, num, sizeof(num));
     hex_of(row->issuer_hash, POL_HASH_LEN, hash);
     return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:b, s:b}", "id", (json_int_t)row->id, "name",
-                     jtext(row->name), "issuer", jtext(row->issuer_text), "issuer_hash", hash, "crl_number",
-                     has_num ? json_string(num) : json_null(), "this_update", jtime(row->this_update), "next_update",
-                     jtime(row->next_update), "imported_at", jtime(row->imported_at), "entries",
+                     adm_jtext(row->name), "issuer", adm_jtext(row->issuer_text), "issuer_hash", hash, "crl_number",
+                     has_num ? json_string(num) : json_null(), "this_update", adm_jtime(row->this_update), "next_update",
+                     adm_jtime(row->next_update), "imported_at", adm_jtime(row->imported_at), "entries",
                      (json_int_t)row->entries, "stale", row->next_update != 0 && row->next_update < now, "ca_kept",
                      row->ca_der != NULL);
 }
@@ -167,7 +120,7 @@ static json_t *crl_find(struct pol_store *st, const char *name, int64_t id, uint
 static int which_crl(struct adm_req *req, struct adm_resp *resp, const char **name, int64_t *id)
 {
     const char *p = req->nparams > 0 ? req->params[0] : "";
-    long long v = id_of(p);
+    long long v = adm_id_of(p);
     *name = NULL;
     *id = 0;
     if (v > 0) {
@@ -185,7 +138,7 @@ static int which_crl(struct adm_req *req, struct adm_resp *resp, const char **na
 
 static int crls_list(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct crl_walk w;
     const char *after = NULL;
     char err[512] = "", next[24];
@@ -194,7 +147,7 @@ static int crls_list(struct adm_req *req, struct adm_resp *resp)
     memset(&w, 0, sizeof(w));
     if (adm_page(req, resp, &w.limit, &after) != 0)
         return 0;
-    if (after != NULL && (w.id = id_of(after)) < 0) {
+    if (after != NULL && (w.id = adm_id_of(after)) < 0) {
         adm_problem(resp, 400, "after", "after must be the cursor of a previous page");
         return 0;
     }
@@ -216,7 +169,7 @@ static int crls_list(struct adm_req *req, struct adm_resp *resp)
 
 static int crl_get(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     const char *name;
     char err[512] = "";
     int64_t id;
@@ -269,7 +222,7 @@ static void crl_refused(struct adm_resp *resp, int rc, const char *err)
 static int crl_import(struct adm_req *req, struct adm_resp *resp)
 {
     static const char *const fields[] = { "ca", "crl", "comment", NULL };
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct pol_crl *crl = NULL;
     struct pol_cert *ca_cert = NULL;
     struct pol_actor who;
@@ -375,7 +328,7 @@ out:
 static int crl_delete(struct adm_req *req, struct adm_resp *resp)
 {
     static const char *const fields[] = { "comment", NULL };
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct pol_actor who;
     const char *name, *comment = NULL;
     char err[1024] = "";

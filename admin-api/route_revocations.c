@@ -21,33 +21,6 @@
 #define PEM_MAX (64u * 1024)        /* one certificate's text */
 #define FIELD_MAX 96                /* "revocations[99999].issuer_certificate" */
 
-static struct pol_store *need_store(struct adm_req *req, struct adm_resp *resp)
-{
-    struct pol_store *st = adm_store(req);
-    if (st == NULL)
-        adm_problem(resp, 503, NULL, "no policy store is configured (policy_store in the configuration)");
-    return st;
-}
-
-/* A JSON string of a stored text (jansson takes UTF-8 only: other bytes show as '?'); NULL: null. */
-static json_t *jtext(const char *s)
-{
-    if (s == NULL)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    char *copy = strdup(s);
-    if (copy == NULL)
-        return NULL;
-    for (char *p = copy; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
 static void hex_of(const uint8_t *p, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -290,9 +263,9 @@ static json_t *row_json(const struct pol_revocation_row *row)
         snprintf(src, sizeof(src), "local");
     else
         snprintf(src, sizeof(src), "crl:%lld", (long long)row->crl_id);
-    return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "issuer", jtext(row->issuer_text), "issuer_hash",
+    return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "issuer", adm_jtext(row->issuer_text), "issuer_hash",
                      hash, "serial", serial, "reason", pol_reason_code_name(row->reason), "revoked_at", at, "source",
-                     src, "actor", jtext(row->actor), "comment", jtext(row->comment), "recorded_at", rec);
+                     src, "actor", adm_jtext(row->actor), "comment", adm_jtext(row->comment), "recorded_at", rec);
 }
 
 static int add_row(void *arg, const struct pol_revocation_row *row)
@@ -327,7 +300,7 @@ static json_t *local_record(struct pol_store *st, const struct target *t)
 
 static int rev_list(struct adm_req *req, struct adm_resp *resp)
 {
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct pol_revocation_query q;
     uint8_t hash[POL_HASH_LEN], serial[POL_SERIAL_MAX];
     char next[POL_CURSOR_MAX], err[512] = "";
@@ -386,7 +359,7 @@ static int rev_create(struct adm_req *req, struct adm_resp *resp)
 {
     static const char *const fields[] = { "certificate", "issuer_certificate", "serial", "reason", "revoked_at",
                                           "comment", NULL };
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct issuers is = { 0 };
     struct pol_cert *own = NULL;
     struct target t;
@@ -416,7 +389,7 @@ static int rev_create(struct adm_req *req, struct adm_resp *resp)
     if (rec == NULL) {
         char sx[2 * POL_SERIAL_MAX + 1];
         pol_serial_format(t.r.serial, t.r.serial_len, sx, sizeof(sx));
-        rec = json_pack("{s:o, s:s, s:s, s:s}", "issuer", jtext(t.r.issuer_text), "serial", sx, "reason",
+        rec = json_pack("{s:o, s:s, s:s, s:s}", "issuer", adm_jtext(t.r.issuer_text), "serial", sx, "reason",
                         pol_reason_code_name(t.r.reason), "source", "local");
     }
     if (rec != NULL)
@@ -434,7 +407,7 @@ out:
 static int rev_lift(struct adm_req *req, struct adm_resp *resp)
 {
     static const char *const fields[] = { "certificate", "issuer_certificate", "serial", "comment", NULL };
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct issuers is = { 0 };
     struct pol_cert *own = NULL;
     struct target t;
@@ -473,7 +446,7 @@ out:
 static int rev_batch(struct adm_req *req, struct adm_resp *resp)
 {
     static const char *const fields[] = { "revocations", "issuer_certificate", "reason", "revoked_at", "comment", NULL };
-    struct pol_store *st = need_store(req, resp);
+    struct pol_store *st = adm_need_store(req, resp);
     struct issuers is = { 0 };
     struct pol_cert **own = NULL, *dflt = NULL;
     struct pol_revocation *revs = NULL, defaults;

@@ -407,13 +407,10 @@ static const char usage_crl_ls[] =
     "\n"
     "GET /v1/crls: the imported CRLs of other CAs.\n" PAGES_USAGE;
 
-int ctl_cmd_crl_ls(struct ctl *c, int argc, char **argv)
+/* A list command with the paging options only: GET path, one table. */
+static int plain_list(struct ctl *c, int argc, char **argv, const char *usage, const char *path,
+                      const struct ctl_col *cols, const char *empty)
 {
-    static const struct ctl_col cols[] = {
-        { "ID", "id", 0 }, { "NAME", "name", 0 }, { "NUMBER", "crl_number", 0 }, { "ENTRIES", "entries", 0 },
-        { "THIS_UPDATE", "this_update", 0 }, { "NEXT_UPDATE", "next_update", 0 }, { "STALE", "stale", 0 },
-        { "CA_KEPT", "ca_kept", 0 }, { "ISSUER", "issuer", 60 }, { NULL, NULL, 0 },
-    };
     struct ctl_pages pg = { 0 };
     const struct ctl_opt opts[] = { PAGES_OPTS(pg), { NULL, NULL, NULL } };
     json_t *items = NULL;
@@ -421,15 +418,25 @@ int ctl_cmd_crl_ls(struct ctl *c, int argc, char **argv)
     size_t npos;
     int rc;
 
-    c->usage = usage_crl_ls;
+    c->usage = usage;
     if ((rc = ctl_args(c, argc, argv, opts, NULL, 0, &npos)) != 0)
         return rc;
-    rc = ctl_list(c, "/v1/crls", NULL, &pg, "/v1/crls", &items, &next);
+    rc = ctl_list(c, path, NULL, &pg, path, &items, &next);
     if (rc == 0)
-        ctl_list_print(c, items, next, cols, "no imported CRLs");
+        ctl_list_print(c, items, next, cols, empty);
     json_decref(items);
     free(next);
     return rc;
+}
+
+int ctl_cmd_crl_ls(struct ctl *c, int argc, char **argv)
+{
+    static const struct ctl_col cols[] = {
+        { "ID", "id", 0 }, { "NAME", "name", 0 }, { "NUMBER", "crl_number", 0 }, { "ENTRIES", "entries", 0 },
+        { "THIS_UPDATE", "this_update", 0 }, { "NEXT_UPDATE", "next_update", 0 }, { "STALE", "stale", 0 },
+        { "CA_KEPT", "ca_kept", 0 }, { "ISSUER", "issuer", 60 }, { NULL, NULL, 0 },
+    };
+    return plain_list(c, argc, argv, usage_crl_ls, "/v1/crls", cols, "no imported CRLs");
 }
 
 static const char usage_crl_rm[] =
@@ -487,22 +494,7 @@ int ctl_cmd_audit_ls(struct ctl *c, int argc, char **argv)
         { "ACTION", "action", 0 }, { "TARGET", "target", 70 }, { "SOURCE", "source", 0 },
         { "COMMENT", "comment", 50 }, { NULL, NULL, 0 },
     };
-    struct ctl_pages pg = { 0 };
-    const struct ctl_opt opts[] = { PAGES_OPTS(pg), { NULL, NULL, NULL } };
-    json_t *items = NULL;
-    char *next = NULL;
-    size_t npos;
-    int rc;
-
-    c->usage = usage_audit_ls;
-    if ((rc = ctl_args(c, argc, argv, opts, NULL, 0, &npos)) != 0)
-        return rc;
-    rc = ctl_list(c, "/v1/audit", NULL, &pg, "/v1/audit", &items, &next);
-    if (rc == 0)
-        ctl_list_print(c, items, next, cols, "no audit records");
-    json_decref(items);
-    free(next);
-    return rc;
+    return plain_list(c, argc, argv, usage_audit_ls, "/v1/audit", cols, "no audit records");
 }
 
 static const char usage_audit_verify[] =
