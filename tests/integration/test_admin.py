@@ -3,6 +3,7 @@ metrics that move with real traffic, listeners, the OpenAPI document, token relo
 changes made over the API enforced on the next handshake and on live connections."""
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -438,3 +439,37 @@ def test_connections_https_close_logged(pki, gateway, tmp_path):
         assert rec["reason"] == "admin_request" and "path" not in rec, rec
     finally:
         b.close()
+
+
+def test_every_route_and_role(admin_gw):
+    """For every operation the OpenAPI document lists (it is generated from the routes the server really
+    has): without a token an authenticated route answers 401, a token whose role is below the route's
+    answers 403, and one at the route's role gets past authorization (whatever the handler then says of
+    the empty request: never 401 or 403). Unauthenticated routes answer without a token."""
+    g, api, tokens, _, _ = admin_gw
+    doc = api.json("GET", "/v1/openapi.json")
+    order = ["none", "reader", "operator", "admin"]
+    seen = 0
+    for path, ops in doc["paths"].items():
+        concrete = re.sub(r"\{[a-z_]+\}", lambda m: {"{id}": "999999", "{serial}": "0A"}.get(m.group(0), "nosuch"),
+                          path)
+        for method, op in ops.items():
+            if method not in ("get", "post", "put", "delete"):
+                continue
+            role = op["x-hsmgate-role"]
+            need = order.index(role)
+            body = {} if method in ("post", "put") else None
+            for have in order:
+                tok = None if have == "none" else tokens[have]
+                status, _, raw = api.call(method.upper(), concrete, tok, body)
+                where = f"{method.upper()} {concrete} as {have} (route role {role}): {status} {raw[:200]!r}"
+                if need == 0:
+                    assert status not in (401, 403), where
+                elif have == "none":
+                    assert status == 401, where
+                elif order.index(have) < need:
+                    assert status == 403, where
+                else:
+                    assert status not in (401, 403), where
+            seen += 1
+    assert seen >= 20, f"only {seen} operations in the OpenAPI document"
