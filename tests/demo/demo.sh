@@ -90,7 +90,8 @@ if ! grep -q '^admin:' "$demo/hsmgate.yaml"; then
   umask 077
   "$bin" admin token demo-admin admin --line-only > "$demo/admin.tokens" 2> "$demo/admin.token"
   umask 022
-  printf 'admin: { bind: "127.0.0.1:9440", tokens_file: "%s/admin.tokens" }\n' "$demo" >> "$demo/hsmgate.yaml"
+  printf 'admin: { bind: "127.0.0.1:9440", tokens_file: "%s/admin.tokens", ca_certificate: "%s/root-ca.pem", ca_key: "pkcs11:token=hsmgate;object=root;type=private" }\n' \
+      "$demo" "$demo" >> "$demo/hsmgate.yaml"
 fi
 if ! grep -q '^policy_store:' "$demo/hsmgate.yaml"; then
   # a demo/ made before the policy store existed: give it one (a top-level key may follow the list)
@@ -138,6 +139,8 @@ Try, from another terminal in $top:
   curl -s http://127.0.0.1:9440/metrics | grep hsmgate_handshakes_total
   curl -s -H "Authorization: Bearer \$(cat demo/admin.token)" http://127.0.0.1:9440/v1/listeners
   curl -s -H "Authorization: Bearer \$(cat demo/admin.token)" http://127.0.0.1:9440/v1/audit
+  curl -s http://127.0.0.1:9440/crl.pem | openssl crl -noout -text | head   # our root's CRL, signed in the HSM
+  HSMGATE_TOKEN_FILE=demo/admin.token $top/build/release/hsmgatectl status
 
   # one JSON line per connection (per request on the HTTPS listener, with method, path, status, upstream_ms):
   tail -f demo/access.log
