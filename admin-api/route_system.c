@@ -4,7 +4,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "admin-api/adm_ca.h"
 #include "admin-api/adm_srv.h"
 
 /* GET /v1/health: the gateway's view of the HSM, the store and the listeners; 503 when degraded so a
@@ -49,6 +51,23 @@ static int sys_metrics(struct adm_req *req, struct adm_resp *resp)
     /* The hook may have grown the buffer without telling its size: keep exactly what is there. */
     b.cap = b.len + 1;
     adm_metrics_text(req->srv, &b);
+    /* Our root's CRL (admin ca_key): how long relying parties can still use the one we serve. Getting
+     * it re-signs it when it is due, as a fetch of /crl would. */
+    struct adm_ca *ca = adm_ca(req);
+    if (ca != NULL) {
+        struct adm_ca_crl crl;
+        char err[256];
+        int from_store = 0;
+        if (adm_ca_crl_get(ca, adm_store(req), &crl, &from_store, err, sizeof(err)) == 0)
+            adm_buf_printf(&b, "# HELP hsmgate_ca_crl_next_update_seconds Seconds until the nextUpdate of the CRL "
+                               "this gateway serves at /crl.\n# TYPE hsmgate_ca_crl_next_update_seconds gauge\n"
+                               "hsmgate_ca_crl_next_update_seconds %lld\n"
+                               "# HELP hsmgate_ca_crl_entries Certificates listed by the CRL served at /crl.\n"
+                               "# TYPE hsmgate_ca_crl_entries gauge\nhsmgate_ca_crl_entries %zu\n",
+                           (long long)(crl.next_update - time(NULL)), crl.entries);
+        else
+            adm_buf_printf(&b, "# the CRL served at /crl could not be made (%s)\n", from_store ? "store" : "HSM");
+    }
     if (b.failed || b.p == NULL) {
         free(b.p);
         adm_problem(resp, 500, NULL, "out of memory");

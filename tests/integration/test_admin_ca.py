@@ -165,6 +165,11 @@ def test_issue_use_revoke_and_crl(ca_gw, pki):
     assert calendar.timegm(time.strptime(nxt, fmt)) - calendar.timegm(time.strptime(last, fmt)) == 2 * 86400
     # The same state again: the cached CRL, byte for byte.
     assert api.call("GET", "/crl")[2] == after.read_bytes()
+    # /metrics says how long that CRL stays usable, and how many it lists.
+    text = api.call("GET", "/metrics")[2].decode()
+    left = re.search(r"^hsmgate_ca_crl_next_update_seconds (-?\d+)$", text, re.M)
+    assert left and 0 < int(left.group(1)) <= 2 * 86400, text[-2000:]
+    assert re.search(r"^hsmgate_ca_crl_entries 1$", text, re.M), text[-2000:]
 
     # The audit trail names the issue: who, the request id, and the certificate.
     audit = api.json("GET", "/v1/audit", tokens["reader"])["items"]
