@@ -32,6 +32,12 @@ struct adm_config {
     const char *tokens_file;        /* bearer tokens (admin-api/README.md: format); NULL: every
                                      * authenticated route answers 401 */
     size_t max_body;                /* request body cap in bytes; 0: 8 MiB */
+    /* The mutual-TLS front (admin: tls:): the gateway terminates TLS on an https listener and forwards
+     * to this Unix socket, which only the gateway's own process may use (SO_PEERCRED); requests there
+     * are authenticated by the client certificate the identity headers name ("cert-sha256:" lines of
+     * the tokens file), never by a bearer token. Put it in a directory only the gateway can enter.
+     * NULL: none. */
+    const char *front_socket;
     /* The certificate authority (POST /v1/certificates, /crl): the root whose key is in the HSM.
      * ca_key NULL: no CA (the certificate routes answer 503, /crl 404). adm_server_start opens the key
      * (so it runs on the main thread, as hsm.h asks of hsm_key_open); the API's thread signs with it as
@@ -43,6 +49,8 @@ struct adm_config {
     unsigned client_validity_days;  /* default validity of issued certificates; 0: 365 */
     unsigned client_validity_max_days;  /* the most a request may ask (validity_days); 0: 825 */
     unsigned crl_validity_s;        /* nextUpdate - thisUpdate of /crl; 0: 7 days */
+    const char *crl_url;            /* where relying parties fetch /crl: put in issued certificates'
+                                     * cRLDistributionPoints; NULL: no such extension */
 };
 
 /* What the API reads or asks of the running gateway. Every callback runs on the API's thread and must
@@ -80,6 +88,9 @@ struct adm_hooks {
  * that is not the CA key's). Runs on the main thread when cfg has a ca_key (it opens the key). */
 int adm_server_start(const struct adm_config *cfg, struct pol_store *store, const struct adm_hooks *hooks,
                      struct adm_server **out, char *err, size_t errlen) ADM_WUR;
+/* What adm_server_start checks, without listening: the tokens file loads and the CA's certificate is
+ * the CA key's (for `hsmgate check`). Runs on the main thread. 0, or -1 with a message. */
+int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen) ADM_WUR;
 /* Stops accepting, finishes the request in progress, frees everything. Accepts NULL. */
 void adm_server_stop(struct adm_server *s);
 

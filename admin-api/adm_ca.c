@@ -38,6 +38,7 @@ struct adm_ca {
     size_t cert_len;
     struct pol_cert *root;              /* decoded: subject (hash: the revocations' issuer key), notAfter */
     unsigned days, max_days, crl_validity;
+    char *crl_url;                      /* NULL: issued certificates carry no cRLDistributionPoints */
     /* The last CRL made; have_crl 0 until the first. */
     int have_crl;
     uint64_t crl_gen;
@@ -83,6 +84,10 @@ int adm_ca_new(const struct adm_config *cfg, struct adm_ca **out, char *err, siz
                  ca->days, ca->max_days);
         goto out;
     }
+    if (cfg->crl_url != NULL && (ca->crl_url = strdup(cfg->crl_url)) == NULL) {
+        snprintf(err, errlen, "admin API: out of memory");
+        goto out;
+    }
     if (pol_file_load(cfg->ca_certificate, "CERTIFICATE", CA_CERT_MAX, &ca->cert, &ca->cert_len, why, sizeof(why)) != 0) {
         snprintf(err, errlen, "admin API: ca_certificate: %s", why);
         goto out;
@@ -121,6 +126,8 @@ void adm_ca_free(struct adm_ca *ca)
     ca->crl = NULL;
     free(ca->crl_pem);
     ca->crl_pem = NULL;
+    free(ca->crl_url);
+    ca->crl_url = NULL;
     ca->magic = 0;
     free(ca);
 }
@@ -179,6 +186,7 @@ int adm_ca_issue(struct adm_ca *ca, const struct hsm_ca_csr *csr, unsigned days,
     spec.is_ca = 0;
     spec.path_len = -1;
     spec.eku = HSM_CA_EKU_CLIENT_AUTH;
+    spec.crl_url = ca->crl_url;
     if ((rc = hsm_enter(ca, err, errlen)) != 0)
         return rc;
     rc = hsm_ca_issue(ca->key, ca->cert, ca->cert_len, &spec, der_out, der_len, err, errlen);

@@ -45,7 +45,8 @@ struct adm_req {
     char request_id[65];                    /* X-Request-Id if the client gave a sane one (1-64 of
                                              * [A-Za-z0-9._-]), else 32 random hex digits made here */
     char source[64];                        /* the peer: "127.0.0.1:51234", "unix" */
-    char who[128];                          /* "token:alice"; "" for unauthenticated routes */
+    char who[512];                          /* "token:alice", "cert:CN=alice,O=Bank" (the TLS front);
+                                             * "" for unauthenticated routes */
     enum adm_role role;                     /* what the caller's token allows */
 };
 

@@ -44,6 +44,12 @@ int adm_auth_reload(struct adm_auth *a, char *err, size_t errlen) ADM_WUR;
 enum adm_auth_result adm_auth_check(struct adm_auth *a, const char *authorization, const char *peer, time_t now,
                                     char *name, size_t namecap, enum adm_role *role, unsigned *retry_after);
 
+/* The role of a client certificate, by its SHA-256 fingerprint (64 hex digits, as the TLS front's
+ * identity header carries it): a "NAME ROLE cert-sha256:HEX" line of the tokens file. Fills name and
+ * role; 0, or -1 when no line names that certificate. A fingerprint is not a secret: no throttling. */
+int adm_auth_check_cert(struct adm_auth *a, const char *fingerprint_hex, char *name, size_t namecap,
+                        enum adm_role *role);
+
 struct adm_auth_stats {
     size_t tokens;              /* in the table in force */
     uint64_t failures, throttled, reloads_ok, reloads_failed;

@@ -32,6 +32,8 @@
 struct adm_token {
     char name[ADM_TOKEN_NAME_MAX + 1];
     enum adm_role role;
+    unsigned cert;              /* 1: hash is a client certificate's SHA-256 ("cert-sha256:" line), which only
+                                 * the TLS front's identity matches; 0: a bearer token's hash */
     uint8_t hash[HASH_LEN];
 };
 
@@ -187,7 +189,24 @@ out:
     return rc;
 }
 
-/* One line "NAME ROLE SHA256HEX" (blanks or tabs between, nothing after) into t. */
+#define CERT_PREFIX "cert-sha256:"
+
+/* 64 hex digits into out; -1 if s is anything else. */
+static int hex32(const char *s, size_t n, uint8_t out[HASH_LEN])
+{
+    if (n != 2 * HASH_LEN)
+        return -1;
+    for (size_t k = 0; k < HASH_LEN; k++) {
+        int hi = hexval(s[2 * k]), lo = hexval(s[2 * k + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[k] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* One line "NAME ROLE SHA256HEX" or "NAME ROLE cert-sha256:FINGERPRINT" (blanks or tabs between,
+ * nothing after) into t. */
 static int tokens_parse_line(const char *path, unsigned lineno, const char *s, size_t len, struct adm_token *t,
                              char *err, size_t errlen)
 {
@@ -225,18 +244,24 @@ static int tokens_parse_line(const char *path, unsigned lineno, const char *s, s
                  (int)(fl[1] > 32 ? 32 : fl[1]), f[1]);
         return -1;
     }
+    t->cert = fl[2] > strlen(CERT_PREFIX) && memcmp(f[2], CERT_PREFIX, strlen(CERT_PREFIX)) == 0;
+    if (t->cert) {
+        if (hex32(f[2] + strlen(CERT_PREFIX), fl[2] - strlen(CERT_PREFIX), t->hash) != 0) {
+            snprintf(err, errlen, "%s:%u: after cert-sha256: the SHA-256 fingerprint of the client certificate, "
+                     "64 hex digits without colons (openssl x509 -noout -fingerprint -sha256, colons removed)",
+                     path, lineno);
+            return -1;
+        }
+        return 0;
+    }
     if (fl[2] != 2 * HASH_LEN) {
         snprintf(err, errlen, "%s:%u: the hash must be 64 hex digits (the SHA-256 of the token), not %zu characters",
                  path, lineno, fl[2]);
         return -1;
     }
-    for (size_t k = 0; k < HASH_LEN; k++) {
-        int hi = hexval(f[2][2 * k]), lo = hexval(f[2][2 * k + 1]);
-        if (hi < 0 || lo < 0) {
-            snprintf(err, errlen, "%s:%u: the hash must be 64 hex digits (the SHA-256 of the token)", path, lineno);
-            return -1;
-        }
-        t->hash[k] = (uint8_t)(hi << 4 | lo);
+    if (hex32(f[2], fl[2], t->hash) != 0) {
+        snprintf(err, errlen, "%s:%u: the hash must be 64 hex digits (the SHA-256 of the token)", path, lineno);
+        return -1;
     }
     return 0;
 }
@@ -295,9 +320,10 @@ static int tokens_load(const char *path, struct adm_tokens **out, char *err, siz
                 snprintf(err, errlen, "%s:%u: the name %s is used twice", path, lineno, t->name);
                 goto out;
             }
-            /* The same token under two names would make "who did it" ambiguous. */
-            if (memcmp(tab->t[j].hash, t->hash, HASH_LEN) == 0) {
-                snprintf(err, errlen, "%s:%u: the same token hash as %s", path, lineno, tab->t[j].name);
+            /* The same token (or certificate) under two names would make "who did it" ambiguous. */
+            if (tab->t[j].cert == t->cert && memcmp(tab->t[j].hash, t->hash, HASH_LEN) == 0) {
+                snprintf(err, errlen, "%s:%u: the same %s as %s", path, lineno,
+                         t->cert ? "certificate fingerprint" : "token hash", tab->t[j].name);
                 goto out;
             }
         }
@@ -514,7 +540,7 @@ enum adm_auth_result adm_auth_check(struct adm_auth *a, const char *authorizatio
         unsigned d = 0;
         for (size_t k = 0; k < HASH_LEN; k++)
             d |= (unsigned)(h[k] ^ a->tokens->t[i].hash[k]);
-        unsigned eq = ((d - 1u) >> 8) & 1u;     /* 1 iff d == 0 (d < 256) */
+        unsigned eq = ((d - 1u) >> 8) & 1u & ~a->tokens->t[i].cert;    /* 1 iff d == 0 (d < 256), a token */
         size_t mask = (size_t)0 - (size_t)eq;
         match = (match & ~mask) | (i & mask);
         found |= eq;
@@ -588,5 +614,32 @@ out:
         auth_wipe(token_out, cap);
     auth_wipe(raw, sizeof(raw));
     auth_wipe(h, sizeof(h));
+    return rc;
+}
+
+int adm_auth_check_cert(struct adm_auth *a, const char *fingerprint_hex, char *name, size_t namecap,
+                        enum adm_role *role)
+{
+    uint8_t fp[HASH_LEN];
+    int rc = -1;
+
+    if (name != NULL && namecap > 0)
+        name[0] = '\0';
+    *role = ADM_ROLE_NONE;
+    if (a == NULL || a->magic != AUTH_MAGIC || fingerprint_hex == NULL ||
+        hex32(fingerprint_hex, strlen(fingerprint_hex), fp) != 0)
+        return -1;
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < a->tokens->n; i++) {
+        const struct adm_token *t = &a->tokens->t[i];
+        if (t->cert && memcmp(t->hash, fp, HASH_LEN) == 0) {
+            if (name != NULL && namecap > 0)
+                snprintf(name, namecap, "%s", t->name);
+            *role = t->role;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
     return rc;
 }

@@ -7,7 +7,13 @@
  * and a declared body over the cap (413) are answered at once, so an unauthenticated client cannot make
  * the server buffer anything. Bodies without a length are counted as they come and dropped past the cap.
  *
- * Threads: each daemon (at most two) runs in its own libmicrohttpd thread. Handlers, and through them
+ * The TLS front (adm.h front_socket): the gateway's https listener "admin-tls" terminates mutual TLS
+ * and forwards here over a Unix socket that only the gateway's own process may use (SO_PEERCRED),
+ * with the identity headers it sets after stripping any the client sent (gateway/http_headers.c). A
+ * request there is authenticated by the certificate's fingerprint ("cert-sha256:" lines of the tokens
+ * file), never by a bearer token, and its source is the client's address from X-Forwarded-For.
+ *
+ * Threads: each daemon (at most three) runs in its own libmicrohttpd thread. Handlers, and through them
  * the gateway's hooks, run one at a time under dispatch_mu, so the hooks see the single API thread
  * adm.h promises.
  */
@@ -56,12 +62,12 @@ struct metric {
 
 struct adm_server {
     uint32_t magic;
-    struct MHD_Daemon *tcp_d, *unix_d;
-    int tcp_fd, unix_fd;                /* ours until a daemon owns them */
-    char *unix_path;
-    int unix_made;                      /* our socket file is at unix_path (unix_dev, unix_ino) */
-    dev_t unix_dev;
-    ino_t unix_ino;
+    struct MHD_Daemon *tcp_d, *unix_d, *front_d;
+    int tcp_fd, unix_fd, front_fd;      /* ours until a daemon owns them */
+    char *unix_path, *front_path;
+    int unix_made, front_made;          /* our socket file is at unix_path (unix_dev, unix_ino), ... */
+    dev_t unix_dev, front_dev;
+    ino_t unix_ino, front_ino;
     int port;
     struct pol_store *store;
     struct adm_hooks hooks;
@@ -83,6 +89,8 @@ struct adm_call {
     const struct adm_route *route;
     const char *metric_route;           /* route pattern, or "none" */
     char peer_ip[64];                   /* throttling key */
+    int front;                          /* came through the TLS front: authenticated by certificate */
+    int front_peer_ok;                  /* ... and the socket's peer is this very process */
     struct timespec start;
     char *body;
     size_t len, cap;
@@ -506,6 +514,42 @@ static enum MHD_Result call_problem(struct adm_call *c, int status, const char *
     return call_answer(c, &resp, allow, retry_after, www_auth);
 }
 
+/* The caller of a request that came through the TLS front, from the identity headers the gateway
+ * set. Returns 1 (req->who and req->role filled) or 0 with the answer in *ret. */
+static int front_identity(struct adm_call *c, enum MHD_Result *ret)
+{
+    struct adm_req *req = &c->req;
+    const char *verify, *fp, *subject;
+    char name[ADM_TOKEN_NAME_MAX + 1];
+    enum adm_role role;
+
+    verify = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Client-Verify");
+    fp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Client-Cert-Fingerprint-SHA256");
+    subject = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Client-Cert-Subject");
+    if (verify == NULL || strcmp(verify, "SUCCESS") != 0 || fp == NULL) {
+        /* The front is two-way: the gateway admits no handshake without a certificate. */
+        *ret = call_problem(c, 401, NULL, 0, NULL, "a verified client certificate is required");
+        return 0;
+    }
+    if (adm_auth_check_cert(c->srv->auth, fp, name, sizeof(name), &role) != 0) {
+        gw_log(LOG_WARNING, "admin: TLS client %s (SHA-256 %s) has no role: add \"NAME ROLE cert-sha256:%s\" to "
+               "the tokens file", subject != NULL ? subject : "?", fp, fp);
+        *ret = call_problem(c, 403, NULL, 0, NULL, "the client certificate %s has no role in the tokens file",
+                            subject != NULL ? subject : fp);
+        return 0;
+    }
+    /* The store keeps an actor of at most 256 characters: a very long subject is cut, the token name
+     * of its line kept. */
+    snprintf(req->who, 257, "cert:%s (%s)", subject != NULL && subject[0] != '\0' ? subject : fp, name);
+    req->role = role;
+    if (role < c->route->role) {
+        *ret = call_problem(c, 403, NULL, 0, NULL, "this needs the %s role; the certificate %s has %s",
+                            adm_role_name(c->route->role), name, adm_role_name(role));
+        return 0;
+    }
+    return 1;
+}
+
 /* Everything that can be decided from the headers. Returns 1 when the request may go on (its body
  * then read), else the result of answering it now. */
 static int call_begin(struct adm_call *c, enum MHD_Result *ret)
@@ -527,7 +571,14 @@ static int call_begin(struct adm_call *c, enum MHD_Result *ret)
         *ret = call_problem(c, 405, allow, 0, NULL, "this resource allows %s", allow);
         return 0;
     }
-    if (c->route->role > ADM_ROLE_NONE) {
+    if (c->front && !c->front_peer_ok) {
+        *ret = call_problem(c, 403, NULL, 0, NULL, "this socket is the gateway's TLS front's own");
+        return 0;
+    }
+    if (c->route->role > ADM_ROLE_NONE && c->front) {
+        if (!front_identity(c, ret))
+            return 0;
+    } else if (c->route->role > ADM_ROLE_NONE) {
         h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         switch (adm_auth_check(s->auth, h, c->peer_ip, mono_seconds(), name, sizeof(name), &role, &retry)) {
         case ADM_AUTH_OK:
@@ -624,6 +675,35 @@ static enum MHD_Result call_body(struct adm_call *c, const char *data, size_t n)
     return MHD_YES;
 }
 
+/* Whether conn came to the TLS front's socket and, if so, from this process (the gateway's worker),
+ * and the client's address from the X-Forwarded-For the gateway set (it strips the client's own). */
+static void front_peer(struct adm_server *s, struct MHD_Connection *conn, struct adm_call *c)
+{
+    const union MHD_ConnectionInfo *di = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    const union MHD_ConnectionInfo *fi;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    const char *xff;
+
+    if (s->front_d == NULL || di == NULL || di->daemon != s->front_d)
+        return;
+    c->front = 1;
+    fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fi != NULL && getsockopt(fi->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid())
+        c->front_peer_ok = 1;
+    else
+        gw_log(LOG_WARNING, "admin: refused a connection to the TLS front's socket from another process (pid %ld)",
+               fi != NULL && len == sizeof(cred) ? (long)cred.pid : -1L);
+    xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (c->front_peer_ok && xff != NULL && xff[0] != '\0' && strlen(xff) < sizeof(c->peer_ip) &&
+        strspn(xff, "0123456789abcdefABCDEF.:") == strlen(xff)) {
+        snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", xff);
+        snprintf(c->req.source, sizeof(c->req.source), "tls:%s", xff);
+    } else {
+        snprintf(c->req.source, sizeof(c->req.source), "tls");
+    }
+}
+
 static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -654,6 +734,7 @@ static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *conn, const 
         else
             request_id_make(c->req.request_id, sizeof(c->req.request_id));
         peer_format(conn, c->req.source, sizeof(c->req.source), c->peer_ip, sizeof(c->peer_ip));
+        front_peer(s, conn, c);
         if (!call_begin(c, &ret))
             return ret;
         return MHD_YES;
@@ -737,7 +818,7 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
     int rc = -1;
 
     *out = NULL;
-    if (cfg == NULL || (cfg->bind == NULL && cfg->unix_socket == NULL)) {
+    if (cfg == NULL || (cfg->bind == NULL && cfg->unix_socket == NULL && cfg->front_socket == NULL)) {
         snprintf(err, errlen, "admin API: neither an address nor a unix socket to listen on");
         return -1;
     }
@@ -746,7 +827,7 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
         snprintf(err, errlen, "admin API: out of memory");
         return -1;
     }
-    s->tcp_fd = s->unix_fd = -1;
+    s->tcp_fd = s->unix_fd = s->front_fd = -1;
     if (pthread_mutex_init(&s->dispatch_mu, NULL) != 0) {
         free(s);
         snprintf(err, errlen, "admin API: cannot create a mutex");
@@ -793,6 +874,19 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
         if (s->unix_d == NULL)
             goto out;
     }
+    if (cfg->front_socket != NULL) {
+        s->front_path = strdup(cfg->front_socket);
+        if (s->front_path == NULL) {
+            snprintf(err, errlen, "admin API: out of memory");
+            goto out;
+        }
+        if (adm_listen_unix(cfg->front_socket, &s->front_fd, &s->front_dev, &s->front_ino, err, errlen) != 0)
+            goto out;
+        s->front_made = 1;
+        s->front_d = daemon_start(s, &s->front_fd, 0, cfg->front_socket, err, errlen);
+        if (s->front_d == NULL)
+            goto out;
+    }
     for (const struct adm_route *const *t = adm_route_tables(&ntables); ntables > 0; t++, ntables--)
         for (const struct adm_route *r = *t; r->method != NULL; r++)
             nroutes++;
@@ -813,6 +907,24 @@ out:
     return rc;
 }
 
+int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen)
+{
+    struct adm_auth *auth = NULL;
+    struct adm_ca *ca = NULL;
+
+    if (adm_auth_new(cfg->tokens_file, &auth, err, errlen) != 0) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "admin API: tokens file %s", why);
+        return -1;
+    }
+    adm_auth_free(auth);
+    if (adm_ca_new(cfg, &ca, err, errlen) != 0)
+        return -1;
+    adm_ca_free(ca);
+    return 0;
+}
+
 void adm_server_stop(struct adm_server *s)
 {
     struct stat st;
@@ -823,10 +935,17 @@ void adm_server_stop(struct adm_server *s)
         MHD_stop_daemon(s->tcp_d);
     if (s->unix_d != NULL)
         MHD_stop_daemon(s->unix_d);
+    if (s->front_d != NULL)
+        MHD_stop_daemon(s->front_d);
     if (s->tcp_fd >= 0)
         close(s->tcp_fd);
     if (s->unix_fd >= 0)
         close(s->unix_fd);
+    if (s->front_fd >= 0)
+        close(s->front_fd);
+    if (s->front_made && stat(s->front_path, &st) == 0 && st.st_dev == s->front_dev && st.st_ino == s->front_ino)
+        unlink(s->front_path);
+    free(s->front_path);
     /* Remove our socket file, not one another server has put there since. */
     if (s->unix_made && stat(s->unix_path, &st) == 0 && st.st_dev == s->unix_dev && st.st_ino == s->unix_ino)
         unlink(s->unix_path);

@@ -10,10 +10,13 @@
  * worker's lock, and closes one by asking its worker to.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin-api/adm.h"
 #include "gateway/log.h"
@@ -393,6 +396,45 @@ static uint64_t hook_policy_generation(void *ctx)
     return srv != NULL && srv->live != NULL ? pol_live_generation(srv->live) : 0;
 }
 
+/* The API's configuration from the admin: section (pointers into cfg and srv). */
+static void admin_config(const struct gw_server *srv, const struct gw_config *cfg, struct adm_config *out)
+{
+    const struct gw_admin_cfg *a = &cfg->admin;
+    *out = (struct adm_config){
+        .bind = a->tcp ? (const struct sockaddr *)&a->bind.ss : NULL,
+        .bind_len = a->tcp ? a->bind.len : 0,
+        .bind_text = a->tcp ? a->bind.text : NULL,
+        .unix_socket = a->unix_socket,
+        .tokens_file = a->tokens_file,
+        .max_body = 0,
+        /* The CA signs on the API's thread as HSM thread nworkers + 1 (0: main, 1..nworkers: workers). */
+        .hsm = a->ca_key != NULL ? srv->hsm : NULL,
+        .hsm_index = srv->nworkers + 1,
+        .ca_certificate = a->ca_certificate,
+        .ca_key = a->ca_key,
+        .client_validity_days = a->client_validity_days,
+        .client_validity_max_days = a->client_validity_days,
+        .crl_validity_s = a->crl_validity_s,
+        .crl_url = a->crl_url,
+        .front_socket = srv->admin_front_path[0] != '\0' ? srv->admin_front_path : NULL,
+    };
+}
+
+int gw_admin_check(const struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    struct adm_config ac;
+    char aerr[512];
+
+    if (!cfg->admin.enabled)
+        return 0;
+    admin_config(srv, cfg, &ac);
+    if (adm_config_check(&ac, aerr, sizeof(aerr)) != 0) {
+        snprintf(err, errlen, "%s:%d: admin: %s", cfg->path, cfg->admin.line, aerr);
+        return -1;
+    }
+    return 0;
+}
+
 int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen)
 {
     const struct gw_admin_cfg *a = &cfg->admin;
@@ -409,29 +451,20 @@ int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err
         .connections = hook_connections,
         .close_connection = hook_close_connection,
     };
-    struct adm_config ac = {
-        .bind = a->tcp ? (const struct sockaddr *)&a->bind.ss : NULL,
-        .bind_len = a->tcp ? a->bind.len : 0,
-        .bind_text = a->tcp ? a->bind.text : NULL,
-        .unix_socket = a->unix_socket,
-        .tokens_file = a->tokens_file,
-        .max_body = 0,
-        /* The CA signs on the API's thread as HSM thread nworkers + 1 (0: main, 1..nworkers: workers). */
-        .hsm = a->ca_key != NULL ? srv->hsm : NULL,
-        .hsm_index = srv->nworkers + 1,
-        .ca_certificate = a->ca_certificate,
-        .ca_key = a->ca_key,
-        .client_validity_days = a->client_validity_days,
-        .client_validity_max_days = a->client_validity_days,
-        .crl_validity_s = a->crl_validity_s,
-    };
+    struct adm_config ac;
+    admin_config(srv, cfg, &ac);
     char aerr[512];
     if (adm_server_start(&ac, srv->store, &srv->admin_hooks, &srv->admin, aerr, sizeof(aerr)) != 0) {
         snprintf(err, errlen, "%s:%d: admin: %s", cfg->path, a->line, aerr);
         return -1;
     }
-    gw_log(LOG_INFO, "admin API on %s%s%s%s", a->tcp ? a->bind.text : "", a->tcp && a->unix_socket ? " and " : "",
-           a->unix_socket ? a->unix_socket : "", a->tokens_file ? "" : " (no tokens_file: every authenticated route answers 401)");
+    const char *front = NULL;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (cfg->listeners[i].admin_front)
+            front = cfg->listeners[i].bind.text;
+    gw_log(LOG_INFO, "admin API on %s%s%s%s%s%s", a->tcp ? a->bind.text : "", a->tcp && a->unix_socket ? " and " : "",
+           a->unix_socket ? a->unix_socket : "", front != NULL ? (a->tcp || a->unix_socket ? ", mutual TLS on " : "mutual TLS on ") : "",
+           front != NULL ? front : "", a->tokens_file ? "" : " (no tokens_file: every authenticated route answers 401)");
     return 0;
 }
 
@@ -439,6 +472,59 @@ void gw_admin_stop(struct gw_server *srv)
 {
     adm_server_stop(srv->admin);
     srv->admin = NULL;
+    if (srv->admin_front_dir[0] != '\0') {
+        (void)unlink(srv->admin_front_path);   /* when the API never started */
+        if (rmdir(srv->admin_front_dir) != 0 && errno != ENOENT)
+            gw_log(LOG_WARNING, "admin: cannot remove %s: %s", srv->admin_front_dir, strerror(errno));
+        srv->admin_front_dir[0] = srv->admin_front_path[0] = '\0';
+    }
+}
+
+/* The directory of the front's socket: $RUNTIME_DIRECTORY (systemd), else $TMPDIR, else /tmp. Only
+ * this user can enter it (mkdtemp makes it 0700), and the API also checks that the socket's peer is
+ * this process, so no other local process can speak to the API as an authenticated certificate. */
+int gw_admin_front_prepare(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    const char *base = getenv("RUNTIME_DIRECTORY");
+    char dir[sizeof(srv->admin_front_dir)];
+
+    if (!cfg->admin.enabled || !cfg->admin.tls)
+        return 0;
+    if (base == NULL || base[0] != '/' || strchr(base, ':') != NULL)  /* systemd may list several */
+        base = getenv("TMPDIR");
+    if (base == NULL || base[0] != '/')
+        base = "/tmp";
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/hsmgate-admin.XXXXXX", base) >= sizeof(dir)) {
+        snprintf(err, errlen, "admin: tls: the directory %s is too long for a Unix socket path", base);
+        return -1;
+    }
+    if (mkdtemp(dir) == NULL) {
+        snprintf(err, errlen, "admin: tls: cannot make a private directory in %s: %s", base, strerror(errno));
+        return -1;
+    }
+    snprintf(srv->admin_front_dir, sizeof(srv->admin_front_dir), "%s", dir);
+    snprintf(srv->admin_front_path, sizeof(srv->admin_front_path), "%s/api.sock", dir);
+    return 0;
+}
+
+int gw_admin_front_fill(const struct gw_server *srv, struct gw_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        struct gw_listener_cfg *l = &cfg->listeners[i];
+        if (!l->admin_front)
+            continue;
+        if (srv->admin_front_path[0] == '\0') {
+            snprintf(err, errlen, "%s:%d: admin: tls: the gateway started without the admin API's TLS front; "
+                     "restart it to add one", cfg->path, l->line);
+            return -1;
+        }
+        struct sockaddr_un *un = (struct sockaddr_un *)(void *)&l->backends[0].addr.ss;
+        memset(un, 0, sizeof(*un));
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof(un->sun_path), "%s", srv->admin_front_path);
+        l->backends[0].addr.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) + 1);
+    }
+    return 0;
 }
 
 void gw_admin_reload(struct gw_server *srv)

@@ -534,17 +534,10 @@ static bool binds_clash(const struct gw_addr *a, const struct gw_addr *b)
            (gw_cfg_addr_is_wildcard(a) || gw_cfg_addr_is_wildcard(b));
 }
 
-/* Listener number idx (0-based) of the sequence; the ones before it are complete. */
-static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx)
+/* Defaults: see config.h. Lines of absent settings point at the listener itself (line). */
+static void listener_defaults(struct gw_listener_cfg *l, int line)
 {
-    struct gw_listener_cfg *l = &c->cfg->listeners[idx];
-    struct gw_cfg_keyslot s[LK_COUNT];
-    char where[96];
-    const char *missing = NULL;
-
-    snprintf(where, sizeof(where), "listener #%zu: ", idx + 1);
-    l->line = gw_cfg_node_line(n);
-    /* Defaults: see config.h. Lines of absent settings point at the listener itself. */
+    l->line = line;
     l->type = GW_LISTENER_TCP;
     l->auth = GW_AUTH_ONE_WAY;
     l->min_tls = GW_TLS_1_2;
@@ -572,6 +565,18 @@ static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx
     l->health.line = l->line;
     l->policy_idx = -1;
     l->policy_line = l->line;
+}
+
+/* Listener number idx (0-based) of the sequence; the ones before it are complete. */
+static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx)
+{
+    struct gw_listener_cfg *l = &c->cfg->listeners[idx];
+    struct gw_cfg_keyslot s[LK_COUNT];
+    char where[96];
+    const char *missing = NULL;
+
+    snprintf(where, sizeof(where), "listener #%zu: ", idx + 1);
+    listener_defaults(l, gw_cfg_node_line(n));
 
     if (n->type != YAML_MAPPING_NODE) {
         gw_cfg_fail(c, gw_cfg_node_line(n), "listener #%zu must be a mapping, not %s", idx + 1,
@@ -631,6 +636,101 @@ static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx
                         o->name, o->bind_line);
             return -1;
         }
+    }
+    return 0;
+}
+
+/* admin: tls: {...} - the admin API's mutual-TLS front, made an https listener (GW_ADMIN_TLS_LISTENER)
+ * after the others: the handshake, the key in the HSM, the client CA, revocation and the identity
+ * headers are the data plane's own code, and the admin API reads the identity from those headers on
+ * its private socket (admin-api/http.c). Settings that would change what the front is (its name,
+ * type, backends, identity headers) are the gateway's, not the operator's. */
+static int parse_admin_front(struct gw_cfg_ctx *c)
+{
+    static const int fixed[] = {LK_NAME, LK_TYPE, LK_AUTH, LK_BACKENDS, LK_CONNECT_TIMEOUT, LK_BALANCE,
+                                LK_HEALTH_CHECK, LK_PROXY_PROTOCOL, LK_PROXY_PROTOCOL_CERT, LK_IDENTITY_HEADERS,
+                                LK_STRIP_HEADERS, LK_BACKEND_TIMEOUT};
+    const char *where = "admin: tls: ";
+    struct gw_cfg_keyslot s[LK_COUNT];
+    struct gw_config *cfg = c->cfg;
+    const yaml_node_t *n = c->admin_tls;
+    const char *missing = NULL;
+
+    if (gw_cfg_map_collect(c, n, where, listener_keys, LK_COUNT, s) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (s[fixed[i]].val != NULL) {
+            gw_cfg_fail(c, s[fixed[i]].line, "%s%s is not a setting of the admin API's TLS front (it is an https "
+                        "listener named \"%s\" with two-way authentication in front of the API)", where,
+                        listener_keys[fixed[i]], GW_ADMIN_TLS_LISTENER);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (strcmp(cfg->listeners[i].name, GW_ADMIN_TLS_LISTENER) == 0) {
+            gw_cfg_fail(c, cfg->listeners[i].name_line, "the listener name \"%s\" is the admin API's TLS front's "
+                        "(admin: tls: at line %d); choose another", GW_ADMIN_TLS_LISTENER, c->admin_tls_line);
+            return -1;
+        }
+    }
+    struct gw_listener_cfg *bigger = realloc(cfg->listeners, (cfg->nlisteners + 1) * sizeof(*bigger));
+    if (bigger == NULL) {
+        gw_cfg_fail(c, c->admin_tls_line, "out of memory");
+        return -1;
+    }
+    cfg->listeners = bigger;
+    struct gw_listener_cfg *l = &cfg->listeners[cfg->nlisteners];
+    memset(l, 0, sizeof(*l));
+    cfg->nlisteners++;          /* counted first, so that gw_config_free frees what is half made */
+    listener_defaults(l, c->admin_tls_line);
+    l->admin_front = 1;
+    l->type = GW_LISTENER_HTTPS;
+    l->auth = GW_AUTH_TWO_WAY;
+    if ((l->name = gw_cfg_strdup(c, GW_ADMIN_TLS_LISTENER, l->line)) == NULL)
+        return -1;
+    l->backends = calloc(1, sizeof(*l->backends));
+    if (l->backends == NULL) {
+        gw_cfg_fail(c, l->line, "out of memory");
+        return -1;
+    }
+    l->nbackends = 1;
+    l->backends[0].weight = 1;
+    l->backends[0].line = l->line;
+    l->backends[0].addr.ss.ss_family = AF_UNIX;
+    l->backends[0].addr.len = (socklen_t)sizeof(sa_family_t);
+    snprintf(l->backends[0].addr.text, sizeof(l->backends[0].addr.text), "admin-api");
+    if (parse_listener_values(c, where, l, s) < 0 || parse_listener_forwarding(c, where, l, s) < 0)
+        return -1;
+    if (s[LK_BIND].val == NULL)
+        missing = "bind";
+    else if (s[LK_CERTIFICATE].val == NULL)
+        missing = "certificate";
+    else if (s[LK_KEY].val == NULL)
+        missing = "key";
+    else if (l->client_ca == NULL && l->policy == NULL)
+        missing = "client_ca (or policy)";
+    if (missing != NULL) {
+        gw_cfg_fail(c, l->line, "%s%s is required", where, missing);
+        return -1;
+    }
+    if (l->min_tls > l->max_tls) {
+        gw_cfg_fail(c, s[LK_MAX_TLS].val != NULL ? s[LK_MAX_TLS].line : s[LK_MIN_TLS].line,
+                    "%smin_tls 1.%d is above max_tls 1.%d", where, (int)l->min_tls % 10, (int)l->max_tls % 10);
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < cfg->nlisteners; i++) {
+        const struct gw_listener_cfg *o = &cfg->listeners[i];
+        if (binds_clash(&o->bind, &l->bind)) {
+            gw_cfg_fail(c, l->bind_line, "%sbind %s %s listener \"%s\" (line %d)", where, l->bind.text,
+                        strcmp(o->bind.text, l->bind.text) == 0 ? "is already used by" : "overlaps the bind of",
+                        o->name, o->bind_line);
+            return -1;
+        }
+    }
+    if (cfg->admin.tcp && binds_clash(&cfg->admin.bind, &l->bind)) {
+        gw_cfg_fail(c, l->bind_line, "%sbind %s clashes with the admin API's own bind %s", where, l->bind.text,
+                    cfg->admin.bind.text);
+        return -1;
     }
     return 0;
 }
@@ -715,6 +815,8 @@ static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
         return -1;
     }
     if (parse_listeners(c, &s[TK_LISTENERS]) < 0)
+        return -1;
+    if (c->admin_tls != NULL && parse_admin_front(c) < 0)
         return -1;
     return gw_cfg_link_policies(c);
 }

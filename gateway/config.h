@@ -109,7 +109,13 @@ struct gw_listener_cfg {
     char *policy;               int policy_line;        /* policy: NAME, or NULL */
     int policy_idx;             /* index in gw_config.policies, or -1 */
     int line;                   /* the line of the listener's mapping */
+    /* The admin API's mutual-TLS front (admin: tls:): an https listener named GW_ADMIN_TLS_LISTENER
+     * whose one backend is the admin API's private Unix socket, filled in by the server at run time
+     * (AF_UNIX with an empty path until then). */
+    int admin_front;
 };
+
+#define GW_ADMIN_TLS_LISTENER "admin-tls"
 
 /* admin: {...} - the REST admin API (admin-api/adm.h); enabled only when the section is there. */
 struct gw_admin_cfg {
@@ -125,6 +131,9 @@ struct gw_admin_cfg {
     unsigned client_validity_days;  /* validity of issued certificates, and the most a request may ask:
                                      * default 365, at most 825 */
     unsigned crl_validity_s;    /* nextUpdate - thisUpdate of /crl: default 7 days, 1 minute to 365 days */
+    char *crl_url;              /* http:// URL of /crl for issued certificates' cRLDistributionPoints; NULL: none */
+    int tls;                    /* admin: tls: {...} - the mutual-TLS front is the listener with admin_front */
+    int tls_line;
 };
 
 struct gw_config {

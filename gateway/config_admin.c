@@ -8,6 +8,15 @@
  *     ca_key: "pkcs11:token=hsmgate;object=root"      #   both or neither
  *     client_validity: 365d         # issued certificates' validity and the most a request may ask
  *     crl_validity: 7d              # nextUpdate - thisUpdate of /crl
+ *     crl_url: http://gw.example:9440/crl   # put in issued certificates (cRLDistributionPoints)
+ *     tls:                          # optional: the API over mutual TLS, the admin's identity from
+ *       bind: 0.0.0.0:9441          #   their certificate (roles: "cert-sha256:" lines of tokens_file)
+ *       certificate: admin-server.pem
+ *       key: "pkcs11:token=hsmgate;object=admin"
+ *       client_ca: admin-ca.pem     # or policy: NAME
+ *
+ * The tls: mapping becomes an https listener named "admin-tls" (config.c, after the listeners), so
+ * the handshake, the HSM key, revocation and the identity headers are the data plane's own code.
  *
  * Without an admin: section (or with admin: off) there is no admin API.
  */
@@ -60,8 +69,8 @@ static int get_long_duration(struct gw_cfg_ctx *c, const char *key, const yaml_n
 int gw_cfg_parse_admin(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
 {
     static const char *const keys[] = {"bind", "unix_socket", "tokens_file", "ca_certificate", "ca_key",
-                                       "client_validity", "crl_validity"};
-    struct gw_cfg_keyslot k[7];
+                                       "client_validity", "crl_validity", "tls", "crl_url"};
+    struct gw_cfg_keyslot k[9];
     struct gw_admin_cfg *a = &c->cfg->admin;
     struct gw_cfg_qbuf q;
     const char *v, *why = NULL;
@@ -74,7 +83,7 @@ int gw_cfg_parse_admin(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
                     gw_cfg_node_kind(s->val));
         return -1;
     }
-    if (gw_cfg_map_collect(c, s->val, "admin: ", keys, 7, k) < 0)
+    if (gw_cfg_map_collect(c, s->val, "admin: ", keys, 9, k) < 0)
         return -1;
     a->enabled = 1;
     a->tcp = 1;
@@ -135,9 +144,42 @@ int gw_cfg_parse_admin(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
         get_long_duration(c, "crl_validity", k[6].val, "dhms", 1, CRL_VALIDITY_MIN_S, CRL_VALIDITY_MAX_S,
                           "a duration from 1m to 365d (\"7d\", \"12h\")", &a->crl_validity_s) < 0)
         return -1;
-    if (!a->tcp && a->unix_socket == NULL) {
-        gw_cfg_fail(c, a->line, "admin: bind is off and there is no unix_socket: the API would listen nowhere "
-                    "(say admin: off instead)");
+    if (k[8].val != NULL) {
+        if (gw_cfg_get_string(c, "admin: ", "crl_url", k[8].val, &v) < 0)
+            return -1;
+        /* RFC 5280 4.2.1.13: an HTTP URI of a DER CRL (https would make fetching the CRL depend on
+         * checking the revocation of the server that serves it). */
+        size_t n = strlen(v), bad = strncmp(v, "http://", 7) != 0 || n <= 7 || n > 1024;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+                bad = 1;
+        if (bad) {
+            gw_cfg_fail(c, k[8].line, "admin: crl_url must be an http:// URL (printable ASCII, no spaces, at most "
+                        "1024 characters), not %s", gw_cfg_quote_node(&q, k[8].val));
+            return -1;
+        }
+        if (a->ca_key == NULL) {
+            gw_cfg_fail(c, k[8].line, "admin: crl_url goes into the certificates the CA issues: it needs ca_key and "
+                        "ca_certificate");
+            return -1;
+        }
+        if ((a->crl_url = gw_cfg_strdup(c, v, k[8].line)) == NULL)
+            return -1;
+    }
+    if (k[7].val != NULL && !gw_cfg_is_off(k[7].val)) {
+        if (k[7].val->type != YAML_MAPPING_NODE) {
+            gw_cfg_fail(c, gw_cfg_node_line(k[7].val), "admin: tls must be a mapping (bind, certificate, key, client_ca, "
+                        "...) or off, not %s", gw_cfg_node_kind(k[7].val));
+            return -1;
+        }
+        a->tls = 1;
+        a->tls_line = k[7].line;
+        c->admin_tls = k[7].val;
+        c->admin_tls_line = k[7].line;
+    }
+    if (!a->tcp && a->unix_socket == NULL && !a->tls) {
+        gw_cfg_fail(c, a->line, "admin: bind is off and there is no unix_socket nor tls: the API would listen "
+                    "nowhere (say admin: off instead)");
         return -1;
     }
     return 0;
@@ -153,4 +195,6 @@ void gw_cfg_admin_free(struct gw_config *cfg)
     cfg->admin.ca_certificate = NULL;
     free(cfg->admin.ca_key);
     cfg->admin.ca_key = NULL;
+    free(cfg->admin.crl_url);
+    cfg->admin.crl_url = NULL;
 }

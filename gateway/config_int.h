@@ -31,6 +31,8 @@ struct gw_cfg_ctx {
     char *err;
     size_t errlen;
     bool failed;
+    const yaml_node_t *admin_tls;   /* admin: tls: {...}, made a listener after the listeners (config.c) */
+    int admin_tls_line;
 };
 
 /* One slot per known key of a mapping: the value node and the line of the key. */

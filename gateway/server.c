@@ -181,6 +181,8 @@ static int gen_build(struct gw_server *srv, struct gw_config *cfg, int bind_sock
     }
     atomic_init(&g->refs, 1);
     g->cfg = cfg;
+    if (bind_sockets && gw_admin_front_fill(srv, cfg, err, errlen) != 0)
+        goto fail;
     g->id = ++srv->next_gen_id;
     g->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*g->listeners));
     if (g->listeners == NULL) {
@@ -465,6 +467,10 @@ int gw_server_main(const char *config_path, int check_only)
         fprintf(stderr, "hsmgate: %s\n", err);
         goto out;
     }
+    if (!check_only && gw_admin_front_prepare(srv, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hsmgate: %s\n", err);
+        goto out;
+    }
     char *access_log = cfg->access_log ? strdup(cfg->access_log) : NULL;
     char *pid_file = cfg->pid_file ? strdup(cfg->pid_file) : NULL;
     struct gw_gen *g = NULL;
@@ -477,6 +483,12 @@ int gw_server_main(const char *config_path, int check_only)
         goto out;
     }
     atomic_store(&srv->gen, g);
+    if (check_only && gw_admin_check(srv, g->cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hsmgate: %s\n", err);
+        free(access_log);
+        free(pid_file);
+        goto out;
+    }
     if (check_only) {
         printf("%s: configuration OK: %zu listener(s), every key resolved in the HSM\n", config_path, g->nlisteners);
         free(access_log);

@@ -151,6 +151,10 @@ struct gw_server {
     struct adm_hooks admin_hooks;
     uint32_t admin_magic;
     int admin_reader_registered;       /* the API's thread only */
+    /* The admin API's TLS front (admin: tls:): its private Unix socket, in a directory of mode 0700
+     * made at start ("" when there is no front). */
+    char admin_front_dir[96];
+    char admin_front_path[108];    /* fits sockaddr_un.sun_path */
 };
 
 /* server.c */
@@ -178,6 +182,15 @@ int gw_policy_same_store(const struct gw_server *srv, const struct gw_config *cf
 int gw_admin_start(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
 void gw_admin_stop(struct gw_server *srv);
 void gw_admin_reload(struct gw_server *srv);
+/* `hsmgate check`: the tokens file and the CA (certificate against its key in the HSM), as
+ * gw_admin_start would find them. 0, or -1 with "file:line: admin: why". */
+int gw_admin_check(const struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
+/* Makes the private directory of the TLS front's socket when cfg has admin: tls: (before the first
+ * generation is built). 0, or -1 with a message. */
+int gw_admin_front_prepare(struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
+/* Points the TLS front listener of cfg (if any) at the API's socket. -1 with a message when cfg has a
+ * front and the running gateway did not start with one (a reload that adds admin: tls:). */
+int gw_admin_front_fill(const struct gw_server *srv, struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
 
 /* worker.c */
 void *gw_worker_main(void *arg);

@@ -31,6 +31,7 @@ static const uint8_t OID_EXT_KEY_USAGE[] = { 0x55, 0x1d, 0x25 };
 static const uint8_t OID_SAN[] = { 0x55, 0x1d, 0x11 };
 static const uint8_t OID_SKI[] = { 0x55, 0x1d, 0x0e };
 static const uint8_t OID_AKI[] = { 0x55, 0x1d, 0x23 };
+static const uint8_t OID_CRL_DP[] = { 0x55, 0x1d, 0x1f };
 static const uint8_t OID_KP_SERVER_AUTH[] = { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01 };
 static const uint8_t OID_KP_CLIENT_AUTH[] = { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02 };
 
@@ -234,6 +235,18 @@ static int build_extensions(struct hsm_ca_der_buf *exts, const struct hsm_ca_spe
     hsm_ca_der_put_tlv(&in, DER_IMPL0, akid, akid_len);
     hsm_ca_der_put_wrapped(&v, DER_SEQUENCE, &in);
     ext_put(exts, OID_AKI, sizeof(OID_AKI), 0, &v);
+
+    /* cRLDistributionPoints (RFC 5280 4.2.1.13), not critical: SEQUENCE OF DistributionPoint {
+     * distributionPoint [0] { fullName [0] GeneralNames { uniformResourceIdentifier [6] } } }. */
+    if (spec->crl_url != NULL) {
+        struct hsm_ca_der_buf dpn = { 0 }, dp = { 0 };
+        hsm_ca_der_put_tlv(&in, 0x86, spec->crl_url, strlen(spec->crl_url));   /* [6] IA5String */
+        hsm_ca_der_put_wrapped(&dpn, 0xa0, &in);                                /* fullName [0] */
+        hsm_ca_der_put_wrapped(&dp, 0xa0, &dpn);                                /* distributionPoint [0] */
+        hsm_ca_der_put_wrapped(&in, DER_SEQUENCE, &dp);                         /* DistributionPoint */
+        hsm_ca_der_put_wrapped(&v, DER_SEQUENCE, &in);
+        ext_put(exts, OID_CRL_DP, sizeof(OID_CRL_DP), 0, &v);
+    }
     rc = 0;
 out:
     hsm_ca_der_buf_free(&v);
@@ -273,6 +286,17 @@ int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_c
     if (spec->nsans > 0 && spec->sans == NULL) {
         hsm_ca_errf(err, errlen, "hsm_ca_issue: nsans without sans");
         return HSM_E_ARG;
+    }
+    if (spec->crl_url != NULL) {
+        size_t n = strlen(spec->crl_url);
+        for (size_t i = 0; i < n; i++) {
+            if (spec->crl_url[i] <= 0x20 || spec->crl_url[i] >= 0x7f)
+                n = 0;
+        }
+        if (n == 0 || n > 1024) {
+            hsm_ca_errf(err, errlen, "hsm_ca_issue: the CRL URL must be 1-1024 printable ASCII characters");
+            return HSM_E_ARG;
+        }
     }
     if (spec->is_ca && spec->path_len > 255) {
         hsm_ca_errf(err, errlen, "path length %d is out of range (0-255)", spec->path_len);

@@ -51,6 +51,9 @@ struct hsm_ca_spec {
     unsigned eku;               /* HSM_CA_EKU_* */
     const uint8_t *spki_der;    /* the subject's public key, DER SubjectPublicKeyInfo */
     size_t spki_len;
+    /* cRLDistributionPoints (RFC 5280 4.2.1.13): one fullName URI where relying parties fetch the
+     * issuer's CRL ("http://gw.example:9440/crl"), printable ASCII without spaces; NULL: none. */
+    const char *crl_url;
 };
 
 /* Issues a certificate for spec, signed by ca_key.
@@ -61,7 +64,7 @@ struct hsm_ca_spec {
  * Extensions: basicConstraints (critical), keyUsage (critical: keyCertSign+cRLSign for a CA, plus
  * digitalSignature when it also has an EKU; digitalSignature for an end entity, plus keyEncipherment
  * for an RSA key with serverAuth), extKeyUsage, subjectAltName, subjectKeyIdentifier (SHA-1 of the
- * key, RFC 5280 4.2.1.2 method 1), authorityKeyIdentifier. Serial: 16 random bytes, positive, nonzero
+ * key, RFC 5280 4.2.1.2 method 1), authorityKeyIdentifier, cRLDistributionPoints when crl_url is set. Serial: 16 random bytes, positive, nonzero
  * (RFC 5280 4.1.2.2). Accepted subject keys: EC P-256/P-384, RSA 2048-4096 bits.
  * On success *der_out (malloc'd, the caller frees) holds the certificate and *der_len its size. */
 int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_cert_len,

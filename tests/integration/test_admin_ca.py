@@ -9,11 +9,12 @@ import calendar
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import free_port, listener, run, client_ctx
+from conftest import BIN, free_port, listener, run, client_ctx
 from test_admin import Api, WAIT, handshake, make_token, wait_refused
 
 
@@ -37,9 +38,11 @@ def ca_gw(pki, gateway, echo, tmp_path):
     port = free_port()
     store = tmp_path / "policy.db"
     admin = (f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}", ca_certificate: "{pki.root}", '
-             f'ca_key: "{pki.token.uri("root")}", client_validity: 30d, crl_validity: 2d }}')
+             f'ca_key: "{pki.token.uri("root")}", client_validity: 30d, crl_validity: 2d, '
+             f'crl_url: "http://127.0.0.1:{port}/crl" }}')
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way")], policy_store=f'"{store}"', admin=admin)
     g.wait_log("admin API on 127.0.0.1:%d" % port)
+    g.crl_url = f"http://127.0.0.1:{port}/crl"
     return g, Api(port), tokens, tmp_path
 
 
@@ -110,6 +113,8 @@ def test_issue_use_revoke_and_crl(ca_gw, pki):
     assert "TLS Web Client Authentication" in text and "TLS Web Server Authentication" not in text, text
     assert "X509v3 Subject Key Identifier" in text and "X509v3 Authority Key Identifier" in text, text
     assert "Issuer: CN = hsmgate test root, O = hsmgate tests" in text, text
+    # where relying parties find the CRL (admin: crl_url)
+    assert f"X509v3 CRL Distribution Points: \n                Full Name:\n                  URI:{g.crl_url}" in text, text
     run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", str(pki.root), str(crt)])
     end = run(["openssl", "x509", "-in", str(crt), "-noout", "-checkend", str(9 * 86400)])
     assert end.returncode == 0
@@ -314,6 +319,29 @@ def test_ca_that_does_not_match_its_key_refused(pki, gateway, echo, tmp_path):
         time.sleep(0.05)
     assert g.proc.poll() not in (None, 0), g.log()
     assert "admin: admin API: ca_certificate" in g.log() and "hsmgate.yaml:" in g.log(), g.log()
+
+
+def test_check_finds_what_start_would(pki, gateway, echo, tmp_path):
+    """`hsmgate check` catches what would stop the API at start: a CA certificate that is not its key's,
+    and a tokens file others can read; a good configuration passes."""
+    tf, _ = tokens_file(tmp_path)
+    _, server_cert = pki.servers["ec256"]
+    root_uri = pki.token.uri("root")
+    cases = [(server_cert, tf, "admin: admin API: ca_certificate"), (pki.root, tf, None)]
+    loose = tmp_path / "loose.tokens"
+    loose.write_text(tf.read_text())
+    os.chmod(loose, 0o644)
+    cases.append((pki.root, loose, "readable by others"))
+    for i, (cert, tokens, message) in enumerate(cases):
+        g = gateway([listener(pki, "plain", echo.port)], start=False, policy_store=f'"{tmp_path / "p.db"}"',
+                    admin=f'{{ bind: "127.0.0.1:{free_port()}", tokens_file: "{tokens}", ca_certificate: "{cert}", '
+                          f'ca_key: "{root_uri}" }}')
+        r = subprocess.run([BIN, "check", "-c", str(g.config)], capture_output=True, env=pki.token.env)
+        if message is None:
+            assert r.returncode == 0 and b"configuration OK" in r.stdout, r.stderr
+        else:
+            assert r.returncode != 0 and message in r.stderr.decode(), r.stderr
+            assert f"{g.config}:" in r.stderr.decode(), r.stderr
 
 
 def test_tcp_and_unix_socket_take_turns(pki, gateway, echo, tmp_path):

@@ -1748,6 +1748,48 @@ static void test_err_policies(void **state)
                "policy \"p\": max_chain_depth must be a number from 1 to 16, not \"17\"");
 }
 
+/* admin: tls: becomes the https listener "admin-tls" in front of the API's private socket. */
+static void test_admin_tls(void **state)
+{
+    struct gw_config *cfg;
+    (void)state;
+
+    cfg = parse_ok("admin:\n"
+                   "  bind: off\n"
+                   "  tls:\n"
+                   "    bind: 127.0.0.1:9441\n"
+                   "    certificate: a.pem\n"
+                   "    key: \"pkcs11:object=a\"\n"
+                   "    client_ca: admins.pem\n"
+                   "    min_tls: \"1.3\"\n" L_HEAD);
+    assert_true(cfg->admin.enabled && cfg->admin.tls && !cfg->admin.tcp);
+    assert_int_equal(cfg->nlisteners, 2);
+    const struct gw_listener_cfg *l = &cfg->listeners[1];
+    assert_string_equal(l->name, "admin-tls");
+    assert_true(l->admin_front);
+    assert_false(cfg->listeners[0].admin_front);
+    assert_int_equal(l->type, GW_LISTENER_HTTPS);
+    assert_int_equal(l->auth, GW_AUTH_TWO_WAY);
+    assert_int_equal(l->min_tls, GW_TLS_1_3);
+    assert_string_equal(l->bind.text, "127.0.0.1:9441");
+    assert_string_equal(l->client_ca, "/etc/hsmgate/admins.pem");
+    assert_int_equal(l->nbackends, 1);
+    assert_int_equal(l->backends[0].addr.ss.ss_family, AF_UNIX);
+    assert_string_equal(l->headers.fingerprint, "X-Client-Cert-Fingerprint-SHA256");
+    assert_int_equal(l->line, 3);
+    gw_config_free(cfg);
+
+    expect_err("admin:\n  tls:\n    bind: 127.0.0.1:9441\n    certificate: a.pem\n    key: k.pem\n"
+               "    client_ca: c.pem\n    balance: least-connections\n" L_HEAD, 7,
+               "admin: tls: balance is not a setting of the admin API's TLS front");
+    expect_err("admin:\n  tls:\n    bind: 127.0.0.1:9441\n    certificate: a.pem\n    key: k.pem\n" L_HEAD, 2,
+               "admin: tls: client_ca (or policy) is required");
+    expect_err("admin:\n  tls:\n    bind: 127.0.0.1:9441\n    certificate: a.pem\n    key: k.pem\n"
+               "    client_ca: c.pem\n    colour: blue\n" L_HEAD, 7, "admin: tls: unknown key \"colour\"");
+    expect_err("admin:\n  tls: yes\n" L_HEAD, 2, "admin: tls must be a mapping");
+    expect_err("admin:\n  bind: off\n" L_HEAD, 1, "the API would listen nowhere");
+}
+
 /* admin: the certificate authority's keys (config_admin.c). */
 static void test_admin_ca(void **state)
 {
@@ -1779,6 +1821,21 @@ static void test_admin_ca(void **state)
     assert_int_equal(cfg->admin.crl_validity_s, 3600);         /* a bare number of seconds */
     gw_config_free(cfg);
 
+    /* crl_url: an http:// URL, for a CA only. */
+    cfg = parse_ok("admin: { ca_certificate: /r.pem, ca_key: \"pkcs11:object=r\", "
+                   "crl_url: \"http://gw.example:9440/crl\" }\n" L_HEAD);
+    assert_string_equal(cfg->admin.crl_url, "http://gw.example:9440/crl");
+    gw_config_free(cfg);
+    static const char *const bad_url[] = { "https://gw.example/crl", "ldap://x/", "http://", "http://a b/crl",
+                                           "gw.example/crl" };
+    for (size_t i = 0; i < sizeof(bad_url) / sizeof(bad_url[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "admin:\n  ca_certificate: /r.pem\n  ca_key: \"pkcs11:object=r\"\n"
+                 "  crl_url: \"%s\"\n" L_HEAD, bad_url[i]);
+        expect_err(yaml, 4, "admin: crl_url must be an http:// URL");
+    }
+    expect_err("admin:\n  crl_url: http://gw/crl\n" L_HEAD, 2, "admin: crl_url goes into the certificates the CA "
+               "issues: it needs ca_key and ca_certificate");
     /* Both or neither; the key stays in the HSM. */
     expect_err("admin:\n  ca_key: \"pkcs11:object=r\"\n" L_HEAD, 2, "admin: ca_key needs ca_certificate");
     expect_err("admin:\n  ca_certificate: /r.pem\n" L_HEAD, 2, "admin: ca_certificate needs ca_key");
@@ -1802,7 +1859,7 @@ static void test_admin_ca(void **state)
     expect_err("admin:\n  crl_validity: { a: 1 }\n" L_HEAD, 2, "admin: crl_validity must be a string");
     expect_err("admin:\n  ca_cert: /r.pem\n" L_HEAD, 2,
                "admin: unknown key \"ca_cert\" (valid: bind, unix_socket, tokens_file, ca_certificate, ca_key, "
-               "client_validity, crl_validity)");
+               "client_validity, crl_validity, tls, crl_url)");
 }
 
 int main(void)
@@ -1854,6 +1911,7 @@ int main(void)
         cmocka_unit_test(test_policies_defaults),
         cmocka_unit_test(test_err_policies),
         cmocka_unit_test(test_admin_ca),
+        cmocka_unit_test(test_admin_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
