@@ -118,7 +118,7 @@ int gw_conn_http_interest(struct gw_conn *c)
         if (!c->backend_eof && gw_http_resp_space(c->http, &cap) != NULL && cap > 0)
             bw |= EPOLLIN | EPOLLRDHUP;
         (void)gw_http_tob_peek(c->http, &len);
-        if (len > 0)
+        if (len > 0 && !c->backend_wfail)
             bw |= EPOLLOUT;
     }
     if (gw_conn_ep_set(c->w, c->cfd, &c->ctag, &c->cev, cw) != 0 ||
@@ -164,16 +164,22 @@ int gw_conn_http_pump(struct gw_conn *c)
                 }
             }
         }
-        /* engine -> backend */
-        const unsigned char *out = c->state == CS_PROXY && c->bfd >= 0 ? gw_http_tob_peek(h, &len) : NULL;
+        /* engine -> backend. A backend that answers before it has read the whole request (a 403 or
+         * 413 to a large body) and closes makes this write fail; its answer is in our receive queue
+         * all the same, so the backend is read to its end rather than dropped at once. */
+        const unsigned char *out =
+            c->state == CS_PROXY && c->bfd >= 0 && !c->backend_wfail ? gw_http_tob_peek(h, &len) : NULL;
         if (out != NULL && len > 0) {
             ssize_t n = send(c->bfd, out, len, MSG_NOSIGNAL);
             if (n > 0) {
                 gw_http_tob_consume(h, (size_t)n, now);
                 progress = 1;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                gw_http_resp_eof(h, now, "backend_write_failed");
-                http_drop_backend(c);
+                c->backend_wfail = 1;
+                if (c->backend_eof) {
+                    gw_http_resp_eof(h, now, "backend_write_failed");
+                    http_drop_backend(c);
+                }
                 progress = 1;
             }
         }
@@ -185,7 +191,7 @@ int gw_conn_http_pump(struct gw_conn *c)
                 gw_http_resp_commit(h, (size_t)n, now);
                 progress = 1;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                gw_http_resp_eof(h, now, n == 0 ? NULL : "backend_reset");
+                gw_http_resp_eof(h, now, c->backend_wfail ? "backend_write_failed" : n == 0 ? NULL : "backend_reset");
                 http_drop_backend(c);
                 progress = 1;
             }

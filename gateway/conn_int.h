@@ -39,6 +39,7 @@ struct gw_conn {
     enum gw_conn_state state;
     uint32_t cev, bev;                 /* interest currently registered (0: not registered) */
     unsigned client_eof : 1, backend_eof : 1, backend_shut : 1;
+    unsigned backend_wfail : 1;        /* https: a write to the backend failed; its answer is still read */
     unsigned c_read_wants_write : 1, c_write_wants_read : 1, c_write_wants_write : 1, c_hs_wants_write : 1;
     unsigned counted_listener : 1, closed : 1, hs_done : 1, admin_closed : 1;
     uint32_t pending_write;            /* length of a wolfSSL_write that must be retried as is */

@@ -512,6 +512,64 @@ def test_refusal_reaches_a_client_still_sending(pki, strict_gw):
     assert got.startswith(b"HTTP/1.1 413 "), got
 
 
+class EarlyAnswerBackend:
+    """Answers 403 as soon as a request head is in, and closes without reading the body: the close
+    resets the connection while the gateway is still sending that body (as libmicrohttpd does when it
+    refuses a request at its head)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    head += d
+                c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\nConnection: close\r\n\r\nnope\n")
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def test_backend_answering_before_the_body_is_relayed(pki, gateway):
+    """A backend that refuses a large request at its head and closes: the gateway's next write to it
+    fails, and its answer (already in the gateway's receive queue) still reaches the client instead of
+    a 502 (found with the admin API's TLS front: libmicrohttpd answers 403 before reading a body)."""
+    b = EarlyAnswerBackend()
+    try:
+        g = gateway([https_listener(pki, "api", b.port)])
+        for attempt in range(20):
+            c = conn(g, "api", client_ctx(pki))
+            body = b"x" * (4 << 20)
+            try:
+                c.request("POST", "/upload", body=body, headers={"Content-Type": "application/octet-stream"})
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                pass  # the gateway closed after answering; the answer is still to be read
+            r = c.getresponse()
+            assert (r.status, r.read()) == (403, b"nope\n"), attempt
+            c.close()
+        recs = g.wait_access(lambda x: x.get("path") == "/upload")
+        assert recs["status"] == 403, recs
+        assert all(x.get("status") != 502 for x in g.access_lines()), g.access_lines()
+    finally:
+        b.close()
+
+
 def test_smuggled_after_good_request(pki, strict_gw):
     """CL.TE after a good request on the same connection: the first is answered, the second refused,
     and the backend saw the first only."""
