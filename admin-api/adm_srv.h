@@ -76,6 +76,14 @@ void adm_buf_printf(struct adm_buf *b, const char *fmt, ...) __attribute__((form
 /* Appends the API's own metrics (Prometheus text format 0.0.4) to b. */
 void adm_metrics_text(struct adm_server *s, struct adm_buf *b);
 
+/* A server that listens nowhere (adm_server_stop frees it), and one request through it as if it had
+ * come authenticated with role: the same routing, role check and handler as over HTTP, without
+ * libmicrohttpd. For the routes' fuzz target (tests/fuzz/fuzz_adm_body.c). resp is the caller's to
+ * clear (adm_resp_clear). Returns 0 (resp filled), or -1 on a bad argument. */
+int adm_server_offline(struct pol_store *store, const struct adm_hooks *hooks, struct adm_server **out) ADM_WUR;
+int adm_request_offline(struct adm_server *s, const char *method, const char *path, const char *content_type,
+                        const char *body, size_t len, enum adm_role role, struct adm_resp *resp) ADM_WUR;
+
 /* ---------------------------------------------------------------- json.c */
 
 #define ADM_CT_JSON "application/json"
@@ -88,7 +96,8 @@ void adm_resp_clear(struct adm_resp *r);
 /* A fixed 500 problem, for when even a problem document cannot be made. */
 void adm_resp_fixed_500(struct adm_resp *r);
 /* adm_problem with a va_list, and with a "code" member (may be NULL) beside "field" (may be NULL). */
-void adm_problem_va(struct adm_resp *r, int status, const char *field, const char *code, const char *fmt, va_list ap);
+void adm_problem_va(struct adm_resp *r, int status, const char *field, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 void adm_problem_code(struct adm_resp *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -773,6 +773,7 @@ static void mhd_completed(void *cls, struct MHD_Connection *conn, void **con_cls
     *con_cls = NULL;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -905,6 +906,82 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
 out:
     adm_server_stop(s);
     return rc;
+}
+
+int adm_server_offline(struct pol_store *store, const struct adm_hooks *hooks, struct adm_server **out)
+{
+    struct adm_server *s = calloc(1, sizeof(*s));
+    char err[256];
+
+    *out = NULL;
+    if (s == NULL)
+        return -1;
+    s->tcp_fd = s->unix_fd = s->front_fd = -1;
+    if (pthread_mutex_init(&s->dispatch_mu, NULL) != 0) {
+        free(s);
+        return -1;
+    }
+    if (pthread_mutex_init(&s->metrics_mu, NULL) != 0) {
+        pthread_mutex_destroy(&s->dispatch_mu);
+        free(s);
+        return -1;
+    }
+    s->magic = SERVER_MAGIC;
+    s->store = store;
+    if (hooks != NULL)
+        s->hooks = *hooks;
+    s->max_body = DEFAULT_MAX_BODY;
+    if (adm_auth_new(NULL, &s->auth, err, sizeof(err)) != 0) {
+        adm_server_stop(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int adm_request_offline(struct adm_server *s, const char *method, const char *path, const char *content_type,
+                        const char *body, size_t len, enum adm_role role, struct adm_resp *resp)
+{
+    struct adm_req req;
+    const struct adm_route *r;
+    const char *pattern;
+    char allow[64];
+
+    memset(resp, 0, sizeof(*resp));
+    if (s == NULL || s->magic != SERVER_MAGIC || method == NULL || path == NULL || (body == NULL && len > 0))
+        return -1;
+    memset(&req, 0, sizeof(req));
+    req.srv = s;
+    req.method = method;
+    req.path = path;
+    req.body = body != NULL ? body : "";
+    req.body_len = len;
+    req.content_type = content_type;
+    req.role = role;
+    snprintf(req.request_id, sizeof(req.request_id), "offline");
+    snprintf(req.source, sizeof(req.source), "offline");
+    snprintf(req.who, sizeof(req.who), "offline:%s", adm_role_name(role));
+    r = route_find(&req, &pattern, allow, sizeof(allow));
+    if (r == NULL) {
+        adm_problem_code(resp, pattern == NULL ? 404 : 405, NULL, "%s", pattern == NULL ? "no such resource" : allow);
+        return 0;
+    }
+    if (r->role > role) {
+        adm_problem_code(resp, 403, NULL, "this needs the %s role", adm_role_name(r->role));
+        return 0;
+    }
+    if (len > s->max_body) {
+        adm_problem_code(resp, 413, NULL, "the body is larger than %zu bytes", s->max_body);
+        return 0;
+    }
+    pthread_mutex_lock(&s->dispatch_mu);
+    int rc = r->fn(&req, resp);
+    pthread_mutex_unlock(&s->dispatch_mu);
+    if (resp->status == 0 || (rc != 0 && resp->status < 400)) {
+        adm_resp_clear(resp);
+        adm_problem_code(resp, 500, NULL, "the handler of %s %s made no response (returned %d)", method, r->pattern, rc);
+    }
+    return 0;
 }
 
 int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen)

@@ -348,16 +348,38 @@ static int key_describe(struct hsm_key *key, char *err, size_t errlen)
     return rc;
 }
 
-/* The URI without its pin-value, in p11-kit's canonical form: what we log and compare. */
+/* The URI in p11-kit's canonical form with only what names the key and how to reach it (token, slot
+ * and module identification, object attributes, module-name, module-path, pin-source): what we log
+ * and compare. Built in a fresh URI, so that nothing else the operator wrote reaches a message: not
+ * the pin-value, nor an attribute p11-kit did not recognise, whose value can hold a mistyped
+ * "pin-value=..." (found by tests/fuzz/fuzz_p11_uri.c). */
 static int uri_canonical(P11KitUri *uri, char **out)
 {
+    P11KitUri *clean = p11_kit_uri_new();
+    CK_ATTRIBUTE *attrs;
+    CK_ULONG n = 0;
     char *s = NULL;
+    int rc = HSM_E_NOMEM;
 
-    p11_kit_uri_set_pin_value(uri, NULL);
-    if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_ANY, &s) != P11_KIT_URI_OK)
+    if (clean == NULL)
         return HSM_E_NOMEM;
-    *out = s;
-    return 0;
+    *p11_kit_uri_get_module_info(clean) = *p11_kit_uri_get_module_info(uri);
+    *p11_kit_uri_get_slot_info(clean) = *p11_kit_uri_get_slot_info(uri);
+    *p11_kit_uri_get_token_info(clean) = *p11_kit_uri_get_token_info(uri);
+    p11_kit_uri_set_slot_id(clean, p11_kit_uri_get_slot_id(uri));
+    attrs = p11_kit_uri_get_attributes(uri, &n);
+    if (n > 0 && p11_kit_uri_set_attributes(clean, attrs, n) != P11_KIT_URI_OK)
+        goto out;
+    p11_kit_uri_set_module_name(clean, p11_kit_uri_get_module_name(uri));
+    p11_kit_uri_set_module_path(clean, p11_kit_uri_get_module_path(uri));
+    p11_kit_uri_set_pin_source(clean, p11_kit_uri_get_pin_source(uri));
+    if (p11_kit_uri_format(clean, P11_KIT_URI_FOR_ANY, &s) == P11_KIT_URI_OK) {
+        *out = s;
+        rc = 0;
+    }
+out:
+    p11_kit_uri_free(clean);
+    return rc;
 }
 
 /* Prefixes err with the key URI, so every message names what failed. */
