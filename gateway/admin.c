@@ -279,17 +279,31 @@ static json_t *hook_health(void *ctx, int *ok)
     if (srv->store != NULL) {
         uint64_t gen = 0;
         int rc = pol_store_generation(srv->store, &gen);
-        good &= rc == 0;
-        store = json_pack("{s:s, s:s, s:I, s:I}", "status", rc == 0 ? "ok" : "error", "path", srv->policy_store_path,
-                          "generation", (json_int_t)gen, "in_force", (json_int_t)pol_live_generation(srv->live));
+        /* Reads work on a full or read-only disk: only a change can tell, and until one is written
+         * again the store cannot take changes (the API answers them 503): degraded. */
+        char werr[256] = "", since[32] = "";
+        time_t since_t = 0;
+        int wrc = pol_store_write_status(srv->store, &since_t, werr, sizeof(werr));
+        if (wrc != 0)
+            pol_time_format(since_t, since, sizeof(since));
+        good &= rc == 0 && wrc == 0;
+        store = json_pack("{s:s, s:s, s:I, s:I, s:b, s:s?, s:s?}", "status",
+                          rc != 0 ? "error" : wrc != 0 ? "degraded" : "ok", "path", srv->policy_store_path,
+                          "generation", (json_int_t)gen, "in_force", (json_int_t)pol_live_generation(srv->live),
+                          "writable", wrc == 0, "write_error", wrc != 0 ? werr : NULL,
+                          "write_failing_since", wrc != 0 ? since : NULL);
     } else {
         store = json_pack("{s:s}", "status", "none");
     }
     if (srv->hsm != NULL) {
         struct hsm_stats st;
+        char missing[256];
         hsm_stats_get(srv->hsm, &st);
-        hsm = json_pack("{s:s, s:I, s:I, s:I}", "status", "ok", "signatures", (json_int_t)st.signs,
-                        "errors", (json_int_t)st.sign_errors, "sessions_lost", (json_int_t)st.session_lost);
+        int gone = hsm_ctx_probe(srv->hsm, missing, sizeof(missing));
+        good &= gone == 0;
+        hsm = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "status", gone == 0 ? "ok" : "degraded", "signatures",
+                        (json_int_t)st.signs, "errors", (json_int_t)st.sign_errors, "sessions_lost",
+                        (json_int_t)st.session_lost, "tokens_missing", gone != 0 ? missing : NULL);
     } else {
         hsm = json_pack("{s:s}", "status", "none");
     }

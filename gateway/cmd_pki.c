@@ -39,6 +39,7 @@ enum {
     O_TYPE = 1 << 5, O_KEY = 1 << 6, O_CA_KEY = 1 << 7, O_CA_CERT = 1 << 8, O_CSR = 1 << 9,
     O_SUBJECT = 1 << 10, O_SAN = 1 << 11, O_DAYS = 1 << 12, O_NOT_BEFORE = 1 << 13, O_NOT_AFTER = 1 << 14,
     O_EKU = 1 << 15, O_CA = 1 << 16, O_CHAIN = 1 << 17, O_PATH_LEN = 1 << 18, O_OUT = 1 << 19,
+    O_CRL_URL = 1 << 20,
 };
 #define O_COMMON (O_MODULE | O_PIN | O_CONFIG)
 #define O_VALIDITY (O_DAYS | O_NOT_BEFORE | O_NOT_AFTER)
@@ -63,6 +64,7 @@ static const struct option long_opts[] = {
     { "ca", no_argument, NULL, 'A' },
     { "chain", no_argument, NULL, 'N' },
     { "path-len", required_argument, NULL, 'p' },
+    { "crl-url", required_argument, NULL, 'U' },
     { "out", required_argument, NULL, 'o' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -90,21 +92,25 @@ static const struct pki_cmd {
       "  --days N              validity (default 3650); or --not-before/--not-after TIME\n"
       "  --path-len N          basicConstraints pathLenConstraint (default: none)\n"
       "  --out FILE            where to write the PEM (\"-\" for stdout)\n" },
-    { "server", SUB_SERVER, O_COMMON | O_CA_KEY | O_CA_CERT | O_KEY | O_SUBJECT | O_SAN | O_VALIDITY | O_CHAIN | O_OUT,
+    { "server", SUB_SERVER,
+      O_COMMON | O_CA_KEY | O_CA_CERT | O_KEY | O_SUBJECT | O_SAN | O_VALIDITY | O_CHAIN | O_CRL_URL | O_OUT,
       O_CA_KEY | O_CA_CERT | O_KEY | O_SUBJECT | O_OUT,
       "usage: hsmgate pki server --ca-key URI --ca-cert FILE --key URI --subject SUBJECT --out FILE\n"
-      "                          [--san TYPE:VALUE ...] [--days N] [--chain] [COMMON]\n"
+      "                          [--san TYPE:VALUE ...] [--days N] [--chain] [--crl-url URL] [COMMON]\n"
       "  Issues a server certificate (serverAuth) for an HSM-held key; its public key is read from the HSM.\n"
       "  --san TYPE:VALUE      DNS:name, IP:address, URI:uri or email:address; repeatable. Without any,\n"
       "                        the CN becomes the only SAN (clients match names against SANs only)\n"
       "  --days N              validity (default 365); or --not-before/--not-after TIME\n"
-      "  --chain               append the CA certificate after the leaf\n" },
+      "  --chain               append the CA certificate after the leaf\n"
+      "  --crl-url URL         cRLDistributionPoints: where clients fetch the CA's CRL (http://..., e.g. the\n"
+      "                        admin API's /crl)\n" },
     { "client", SUB_CLIENT,
-      O_COMMON | O_CA_KEY | O_CA_CERT | O_CSR | O_SUBJECT | O_SAN | O_VALIDITY | O_EKU | O_CA | O_PATH_LEN | O_CHAIN | O_OUT,
+      O_COMMON | O_CA_KEY | O_CA_CERT | O_CSR | O_SUBJECT | O_SAN | O_VALIDITY | O_EKU | O_CA | O_PATH_LEN | O_CHAIN |
+      O_CRL_URL | O_OUT,
       O_CA_KEY | O_CA_CERT | O_CSR | O_OUT,
       "usage: hsmgate pki client --ca-key URI --ca-cert FILE --csr FILE --out FILE [--days N]\n"
       "                          [--not-before TIME] [--not-after TIME] [--eku LIST] [--ca] [--san TYPE:VALUE ...]\n"
-      "                          [--subject SUBJECT] [--chain] [COMMON]\n"
+      "                          [--subject SUBJECT] [--chain] [--crl-url URL] [COMMON]\n"
       "  Issues a certificate for the key in a PKCS#10 request (PEM or DER) after checking its signature.\n"
       "  The subject is the request's unless --subject is given; requested extensions are ignored.\n"
       "  --eku LIST            clientAuth (default), serverAuth, clientAuth,serverAuth, or none\n"
@@ -128,7 +134,7 @@ static const char common_usage[] =
 struct pki_args {
     unsigned seen;
     const char *module, *pin, *config, *token_uri, *label, *type, *key, *ca_key, *ca_cert, *csr;
-    const char *subject, *not_before, *not_after, *eku, *out;
+    const char *subject, *not_before, *not_after, *eku, *out, *crl_url;
     const char *sans[HSM_CA_MAX_SANS];
     size_t nsans;
     long days;
@@ -247,7 +253,7 @@ static unsigned opt_bit(int val)
         { 'M', O_MODULE }, { 'P', O_PIN }, { 'c', O_CONFIG }, { 'T', O_TOKEN_URI }, { 'l', O_LABEL },
         { 't', O_TYPE }, { 'k', O_KEY }, { 'K', O_CA_KEY }, { 'C', O_CA_CERT }, { 'r', O_CSR },
         { 's', O_SUBJECT }, { 'S', O_SAN }, { 'd', O_DAYS }, { 'b', O_NOT_BEFORE }, { 'a', O_NOT_AFTER },
-        { 'e', O_EKU }, { 'A', O_CA }, { 'N', O_CHAIN }, { 'p', O_PATH_LEN }, { 'o', O_OUT },
+        { 'e', O_EKU }, { 'A', O_CA }, { 'N', O_CHAIN }, { 'p', O_PATH_LEN }, { 'o', O_OUT }, { 'U', O_CRL_URL },
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (map[i].val == val)
@@ -284,6 +290,14 @@ static int parse_args(const struct pki_cmd *cmd, int argc, char **argv, struct p
         case 'A': bit = O_CA; break;
         case 'N': bit = O_CHAIN; break;
         case 'o': bit = O_OUT; a->out = optarg; break;
+        case 'U':
+            bit = O_CRL_URL;
+            if (strncmp(optarg, "http://", 7) != 0 || strlen(optarg) <= 7) {
+                pki_err("%s: --crl-url takes an http:// URL (RFC 5280 4.2.1.13)", cmd->name);
+                return -1;
+            }
+            a->crl_url = optarg;
+            break;
         case 'S':
             bit = O_SAN;
             if (a->nsans == HSM_CA_MAX_SANS) {
@@ -679,6 +693,7 @@ static int do_issue(struct hsm_ctx *ctx, const struct pki_cmd *cmd, const struct
         sans[i] = a->sans[i];
     spec.sans = sans;
     spec.nsans = a->nsans;
+    spec.crl_url = a->crl_url;
     spec.subject = a->subject;
     spec.path_len = a->path_len;
 

@@ -100,6 +100,7 @@ struct gw_worker {
     int adm_evfd;                      /* eventfd: "the admin API marked connections to close" */
     struct gw_tag admtag;
     struct gw_conn_reg reg;            /* what other threads may see of conns (conn_reg.h) */
+    atomic_uint_fast64_t beat_ms;      /* now_ms of its latest loop turn, for the watchdog (service.c) */
 };
 
 struct gw_ltag {
@@ -130,6 +131,7 @@ struct gw_server {
     size_t nstats;
     atomic_int state;                  /* enum gw_run_state */
     atomic_uint acks;                  /* workers that have seen the latest state change */
+    atomic_uint started;               /* workers whose HSM sessions and listening sockets are set up */
     atomic_uint active;                /* connections, all listeners */
     unsigned max_connections;
     unsigned drain_timeout_ms;
@@ -145,6 +147,7 @@ struct gw_server {
     pthread_cond_t pol_cv;
     int pol_stop;
     int pol_kicked;                    /* under pol_mu: refresh now, a change was committed (admin API) */
+    unsigned pol_poll_ms;              /* how often the policy thread looks at the store (default 20) */
     pthread_mutex_t gen_mu;            /* taking a reference to gen from another thread than main */
     /* The admin API (admin.c): it reads the snapshot as reader nworkers + 1. */
     struct adm_server *admin;
@@ -175,6 +178,10 @@ int gw_policy_thread_start(struct gw_server *srv) GW_WUR;
 void gw_policy_close(struct gw_server *srv);
 /* Asks the policy thread to look at the store now (a change was committed). Any thread. */
 void gw_policy_kick(struct gw_server *srv);
+/* Publishes what the store holds now and waits (bounded) until it is in force: a reload judges live
+ * connections with the new rules and the store as it is, not as the last poll saw it. 0, or -1 (no
+ * store, or not in force in time: the next poll publishes it). */
+int gw_policy_sync(struct gw_server *srv);
 /* A reload must not move the store: 0 if cfg names the same store, else -1 with a message. */
 int gw_policy_same_store(const struct gw_server *srv, const struct gw_config *cfg, char *err, size_t errlen) GW_WUR;
 

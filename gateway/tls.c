@@ -15,6 +15,7 @@
 
 #include "gateway/tls.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,29 @@ static void note_reason(WOLFSSL *ssl, const char *reason)
 
 /* ---- signing in the HSM ---- */
 
+/* A token that is gone fails every handshake: one line per second at most, with how many were not
+ * logged since, rather than one per handshake (thousands a second under load). The reason is in each
+ * connection's access-log line and in the metrics all the same. */
+static void log_sign_failure(const struct hsm_key *key, int rc)
+{
+    static _Atomic uint64_t next_ms;
+    static atomic_uint_fast64_t quiet;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t next = atomic_load(&next_ms);
+    if (now < next || !atomic_compare_exchange_strong(&next_ms, &next, now + 1000)) {
+        atomic_fetch_add(&quiet, 1);
+        return;
+    }
+    uint64_t n = atomic_exchange(&quiet, 0);
+    if (n > 0)
+        gw_log(LOG_WARNING, "HSM signature failed for %s: %s (and %llu more since the last such line)",
+               hsm_key_uri(key), hsm_strerror(rc), (unsigned long long)n);
+    else
+        gw_log(LOG_WARNING, "HSM signature failed for %s: %s", hsm_key_uri(key), hsm_strerror(rc));
+}
+
 static int sign_with(WOLFSSL *ssl, void *cbctx, enum hsm_sig_kind kind, unsigned bits,
                      const unsigned char *in, unsigned inSz, unsigned char *out, word32 *outSz)
 {
@@ -89,7 +113,7 @@ static int sign_with(WOLFSSL *ssl, void *cbctx, enum hsm_sig_kind kind, unsigned
     int rc = hsm_sign(key, kind, bits, in, inSz, out, &olen);
     if (rc != 0) {
         note_reason(ssl, rc == HSM_E_SESSION ? "hsm_session_lost" : "hsm_sign_failed");
-        gw_log(LOG_WARNING, "HSM signature failed for %s: %s", hsm_key_uri(key), hsm_strerror(rc));
+        log_sign_failure(key, rc);
         return WC_HW_E;
     }
     *outSz = (word32)olen;

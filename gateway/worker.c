@@ -166,11 +166,14 @@ void *gw_worker_main(void *arg)
     w->pol_gen = pol_live_generation(srv->live);
     atomic_store(&w->pol_seen, w->pol_gen);
     switch_gen(w, atomic_load(&srv->gen));
+    atomic_store(&w->beat_ms, w->now_ms);
+    atomic_fetch_add(&srv->started, 1);     /* the main thread waits for all before it switches users */
     uint64_t last_sweep = w->now_ms;
     struct epoll_event evs[128];
     for (;;) {
         int n = epoll_wait(w->epfd, evs, 128, SWEEP_MS);
         w->now_ms = gw_now_ms();
+        atomic_store_explicit(&w->beat_ms, w->now_ms, memory_order_relaxed);
         for (int i = 0; i < n; i++) {
             struct gw_tag *tag = evs[i].data.ptr;
             switch (tag->kind) {

@@ -115,6 +115,13 @@ struct hsm_stats {
 };
 void hsm_stats_get(const struct hsm_ctx *ctx, struct hsm_stats *out);
 
+/* Whether every token the context uses is present now (C_GetSlotList and C_GetTokenInfo, as the
+ * recovery path finds a token again; any thread, the module's own locking serializes). Returns the
+ * number of tokens missing, 0 when all are there; the labels of the missing ones go to missing
+ * (comma-separated, cut to cap). For health checks: a signature that fails says so only when one is
+ * attempted, this says it at once, and says when the token is back. */
+int hsm_ctx_probe(struct hsm_ctx *ctx, char *missing, size_t cap);
+
 /* --- key generation (hsmgate pki) --- */
 
 /* Generates a key pair inside the token named by token_uri ("pkcs11:token=hsmgate"), labelled

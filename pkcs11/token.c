@@ -319,7 +319,7 @@ int hsm_token_get(struct hsm_ctx *ctx, struct hsm_module *mod, P11KitUri *uri, c
     hsm_log(LOG_INFO, "token \"%s\" (module %s, slot %lu) opened", token_label(&ti, label), mod->ident + 5,
             (unsigned long)slot);
     tok->next = ctx->tokens;
-    ctx->tokens = tok;
+    __atomic_store_n(&ctx->tokens, tok, __ATOMIC_RELEASE);    /* hsm_ctx_probe reads it from other threads */
     *out = tok;
     tok = NULL;
 out:
@@ -353,4 +353,29 @@ void hsm_token_free(struct hsm_token *tok)
         tok->pin_value = NULL;
     }
     free(tok);
+}
+
+int hsm_ctx_probe(struct hsm_ctx *ctx, char *missing, size_t cap)
+{
+    char err[256], label[33];
+    size_t used = 0;
+    int gone = 0;
+
+    if (missing != NULL && cap > 0)
+        missing[0] = '\0';
+    if (ctx == NULL || ctx->magic != HSM_CTX_MAGIC)
+        return 0;
+    /* The list only grows, at key opening on the main thread (start, reload), by prepending: a
+     * reader sees the old head or the new one, both whole. */
+    for (struct hsm_token *tok = __atomic_load_n(&ctx->tokens, __ATOMIC_ACQUIRE); tok != NULL; tok = tok->next) {
+        CK_SLOT_ID slot;
+        if (hsm_token_find_slot(tok, &slot, err, sizeof(err)) == 0)
+            continue;
+        gone++;
+        if (missing != NULL && used < cap) {
+            int n = snprintf(missing + used, cap - used, "%s%s", used > 0 ? ", " : "", token_label(&tok->info, label));
+            used = n < 0 ? cap : used + (size_t)n;
+        }
+    }
+    return gone;
 }

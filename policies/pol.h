@@ -150,6 +150,12 @@ int pol_store_generation(struct pol_store *st, uint64_t *gen) POL_WUR;
 int pol_store_schema_version(struct pol_store *st, int *version) POL_WUR;
 #define POL_SCHEMA_VERSION 4
 
+/* Whether the last change made through this handle was written: 0 if so (or none was tried yet), else
+ * POL_E_STORE with its message in err and, in *since (may be NULL), when the changes began to fail.
+ * Reads cannot tell that a store is full or read-only; only a change can, and the next change written
+ * clears it. Refusals (exists, not found, bad input) and a store busy with another writer leave it. */
+int pol_store_write_status(struct pol_store *st, time_t *since, char *err, size_t errlen) POL_WUR;
+
 /* Who made a change and why; recorded with the change in its audit record (pol_store_audit_each).
  * New members go at the end: positional initializers ({ "cli:root", "why" }) stay valid. */
 struct pol_actor {

@@ -1,6 +1,7 @@
 /* store.c - the store's public functions: check every input, serialize calls on a handle, and
  * hand over to the backend (store_int.h). Keeping validation here means a second backend cannot
  * forget a rule, and a backend never sees a value an operator typed unchecked. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,9 @@
 int pol_store_base_init(struct pol_store *st, const struct pol_store_ops *ops)
 {
     st->ops = ops;
+    st->write_rc = 0;
+    st->write_failing_since = 0;
+    st->write_err[0] = '\0';
     return pthread_mutex_init(&st->lock, NULL) == 0 ? 0 : POL_E_NOMEM;
 }
 
@@ -93,6 +97,36 @@ int pol_store_generation(struct pol_store *st, uint64_t *gen)
     return rc;
 }
 
+/* After a change, under st->lock: POL_E_STORE means the store did not take it (full, read-only, an
+ * I/O error: the backend rolled back); success means it did. Other refusals say nothing of the disk. */
+static void note_write_locked(struct pol_store *st, int rc, const char *err)
+{
+    if (rc == 0) {
+        st->write_rc = 0;
+        st->write_failing_since = 0;
+        st->write_err[0] = '\0';
+    } else if (rc == POL_E_STORE) {
+        if (st->write_rc == 0)
+            st->write_failing_since = time(NULL);
+        st->write_rc = rc;
+        snprintf(st->write_err, sizeof(st->write_err), "%s", err != NULL && err[0] != '\0' ? err : pol_strerror(rc));
+    }
+}
+
+int pol_store_write_status(struct pol_store *st, time_t *since, char *err, size_t errlen)
+{
+    if (st == NULL)
+        return pol_errf(err, errlen, POL_E_ARG, "no store");
+    pthread_mutex_lock(&st->lock);
+    int rc = st->write_rc;
+    if (since != NULL)
+        *since = st->write_failing_since;
+    if (rc != 0)
+        pol_errf(err, errlen, rc, "%s", st->write_err);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
 int pol_store_schema_version(struct pol_store *st, int *version)
 {
     if (st == NULL || version == NULL)
@@ -153,6 +187,7 @@ static int revoke_common(struct pol_store *st, const struct pol_revocation *r, s
     }
     pthread_mutex_lock(&st->lock);
     rc = st->ops->revoke(st, use, n, mode, who, now, &done, &g, err, errlen);
+    note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && gen != NULL)
         *gen = g;
@@ -195,6 +230,7 @@ int pol_store_lift(struct pol_store *st, const struct pol_revocation *r, const s
         return rc;
     pthread_mutex_lock(&st->lock);
     rc = st->ops->lift(st, r, who, time(NULL), &g, err, errlen);
+    note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && gen != NULL)
         *gen = g;
@@ -256,6 +292,7 @@ int pol_store_allow_add(struct pol_store *st, const struct pol_allow_entry *e, c
     canon.value = value;
     pthread_mutex_lock(&st->lock);
     rc = st->ops->allow_add(st, &canon, who, time(NULL), &newid, &g, err, errlen);
+    note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
         if (id != NULL)
@@ -290,6 +327,7 @@ int pol_store_allow_remove(struct pol_store *st, int64_t id, const struct pol_al
     }
     pthread_mutex_lock(&st->lock);
     rc = st->ops->allow_remove(st, id, use, who, time(NULL), &g, err, errlen);
+    note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && gen != NULL)
         *gen = g;
@@ -349,6 +387,8 @@ int pol_store_crl_import(struct pol_store *st, const struct pol_crl *crl, const 
         return rc;
     pthread_mutex_lock(&st->lock);
     rc = st->ops->crl_import(st, crl, NULL, NULL, 0, who, time(NULL), &same, &g, err, errlen);
+    if (rc != 0 || !same)              /* the same CRL again writes nothing */
+        note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
         if (unchanged != NULL)
@@ -395,6 +435,8 @@ int pol_store_crl_import_named(struct pol_store *st, const char *name, const uin
     }
     pthread_mutex_lock(&st->lock);
     rc = st->ops->crl_import(st, crl, name, ca_der, ca_len, who, time(NULL), &same, &g, err, errlen);
+    if (rc != 0 || !same)              /* the same CRL again writes nothing */
+        note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
         if (unchanged != NULL)
@@ -421,6 +463,7 @@ int pol_store_crl_remove(struct pol_store *st, const char *name, int64_t id, con
         return rc;
     pthread_mutex_lock(&st->lock);
     rc = st->ops->crl_remove(st, name, id, who, time(NULL), &g, err, errlen);
+    note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && gen != NULL)
         *gen = g;
@@ -465,6 +508,7 @@ int pol_store_issued_add(struct pol_store *st, const uint8_t *der, size_t len, c
     }
     pthread_mutex_lock(&st->lock);
     rc = st->ops->issued_add(st, der, len, c, who, time(NULL), &newid, &g, err, errlen);
+    note_write_locked(st, rc, errlen > 0 ? err : NULL);
     pthread_mutex_unlock(&st->lock);
     if (rc == 0) {
         if (id != NULL)

@@ -12,6 +12,7 @@
 #define HSMGATE_POLICIES_STORE_INT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "policies/pol_int.h"
 
@@ -121,6 +122,10 @@ struct pol_store_ops {
 struct pol_store {
     const struct pol_store_ops *ops;
     pthread_mutex_t lock;
+    /* The last change this handle tried to write (pol_store_write_status); under lock. */
+    int write_rc;                       /* 0, or POL_E_STORE: the store did not take it */
+    time_t write_failing_since;         /* the first failure of the current run of them */
+    char write_err[256];
 };
 
 /* For backends: set up / tear down the common part. */

@@ -76,6 +76,22 @@ void sq_rollback(struct sq *s)
         (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* After a COMMIT that failed on I/O. When the WAL sync is what failed, SQLite had written the
+ * transaction's frames, commit marker included, then left them out of the WAL index and rolled back:
+ * this connection no longer sees them, but they are still in the -wal file with valid checksums, and
+ * the next open that rebuilds the index from the file (after a crash, or a close whose checkpoint
+ * failed too) would apply a change we refused with "nothing was applied". A transaction that changes
+ * nothing in effect (a row added and removed) writes its frame where they begin, which breaks their
+ * checksum chain: recovery stops before them. Its own sync may fail as well; replayed, it changes
+ * nothing. When the writes themselves fail (a full or read-only disk) it fails too, harmlessly: then
+ * no commit marker was written. */
+static void sq_wal_bury(struct sq *s)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE; INSERT INTO meta(key, value) VALUES ('wal-bury', 0); "
+                            "DELETE FROM meta WHERE key = 'wal-bury'; COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        sq_rollback(s);
+}
+
 int sq_commit(struct sq *s, uint64_t gen, char *err, size_t errlen)
 {
     /* Sealing here rather than in each change: no change can commit without its record on the chain. */
@@ -84,7 +100,10 @@ int sq_commit(struct sq *s, uint64_t gen, char *err, size_t errlen)
         rc = sq_exec(s, "COMMIT", err, errlen);
     s->audit_change = 0;
     if (rc != 0) {
+        int prim = sqlite3_extended_errcode(s->db) & 0xff;
         sq_rollback(s);
+        if (prim == SQLITE_IOERR || prim == SQLITE_FULL)
+            sq_wal_bury(s);
         return rc;
     }
     /* Our own commits do not move data_version; remember the generation we made. */
