@@ -66,7 +66,25 @@ struct adm_route {
     enum adm_role role;                     /* the least role that may call it */
     adm_handler fn;
     const char *summary;                    /* one line, for the OpenAPI document and logs */
+    const char *doc;                        /* the rest of its OpenAPI description: ADM_DOC(...) below */
 };
+
+/* ADM_DOC({...}) is JSON text written as plain C tokens (the preprocessor makes it a string: no
+ * escaping; comments allowed). openapi.c turns it into the route's OpenAPI 3.0.3 operation:
+ *   "path":      {"id": SCHEMA}             the {name} segments (default: any non-empty string)
+ *   "query":     ["Limit", "After", {"name": "serial", "schema": SCHEMA, "description": "..."}]
+ *                (a string names a parameter of openapi.c's components: Limit, After, Comment)
+ *   "request":   {"application/json": SCHEMA, ...}   the body, by media type
+ *   "request_optional": true                           the body may be left out
+ *   "responses": {"201": SCHEMA}                       a JSON body (application/json)
+ *                {"404": "when"}                       an RFC 9457 problem document, and when it comes
+ *                {"200": {"description": "...", "content": {MEDIA: SCHEMA}, "headers": ["Location"]}}
+ * every status the handler answers with; openapi.c adds 401, 403, 429 (roles above none), 413, 415
+ * (JSON bodies), 500 and "default". A table's final entry (method NULL) may carry
+ * {"schemas": {"Name": SCHEMA}}, the components its routes share. In a SCHEMA, {"$ref": "Name"} is
+ * short for {"$ref": "#/components/schemas/Name"}. OpenAPI 3.0: "nullable": true, not type arrays;
+ * request bodies say "additionalProperties": false (adm_only_fields refuses unknown fields). */
+#define ADM_DOC(...) #__VA_ARGS__
 
 /* Each resource file's table, ended by an entry with method NULL. http.c lists them all. */
 extern const struct adm_route adm_routes_system[];      /* route_system.c: health, metrics, listeners, openapi */

@@ -379,10 +379,81 @@ out:
 }
 
 const struct adm_route adm_routes_allowlists[] = {
-    { "GET", "/v1/allowlists", ADM_ROLE_READER, lists_get, "List allowlists with their entry counts" },
-    { "GET", "/v1/allowlists/{name}/entries", ADM_ROLE_READER, entries_list, "List an allowlist's entries (paginated)" },
-    { "POST", "/v1/allowlists/{name}/entries", ADM_ROLE_OPERATOR, entry_add, "Add an allowlist entry" },
-    { "GET", "/v1/allowlists/{name}/entries/{id}", ADM_ROLE_READER, entry_get_route, "Get an allowlist entry" },
-    { "DELETE", "/v1/allowlists/{name}/entries/{id}", ADM_ROLE_OPERATOR, entry_delete, "Remove an allowlist entry" },
-    { NULL, NULL, ADM_ROLE_NONE, NULL, NULL },
+    { "GET", "/v1/allowlists", ADM_ROLE_READER, lists_get, "List allowlists with their entry counts",
+      ADM_DOC({"query": ["Limit", "After"],
+               "responses": {"200": {"$ref": "AllowListPage"},
+                             "400": "limit or after is malformed (field names it)",
+                             "503": "No policy store is configured, or it cannot be read now"}}) },
+    { "GET", "/v1/allowlists/{name}/entries", ADM_ROLE_READER, entries_list, "List an allowlist's entries (paginated)",
+      ADM_DOC({"path": {"name": {"$ref": "ListName"}}, "query": ["Limit", "After"],
+               "responses": {"200": {"$ref": "AllowEntryPage"},
+                             "400": "The list name, limit or after is malformed (field names it)",
+                             "503": "No policy store is configured, or it cannot be read now"}}) },
+    { "POST", "/v1/allowlists/{name}/entries", ADM_ROLE_OPERATOR, entry_add, "Add an allowlist entry",
+      ADM_DOC({"path": {"name": {"$ref": "ListName"}},
+               "request": {"application/json": {"$ref": "AllowEntryCreate"}},
+               "responses": {"201": {"allOf": [{"$ref": "AllowEntry"}, {"required": ["generation"]}]},
+                             "400": "The list name or the body is malformed, or the value does not fit (field names it)",
+                             "409": "The list already has this entry (code exists)",
+                             "422": "The certificate has no value of that match type",
+                             "503": "No policy store is configured, or it cannot be written now: nothing was applied"}}) },
+    { "GET", "/v1/allowlists/{name}/entries/{id}", ADM_ROLE_READER, entry_get_route, "Get an allowlist entry",
+      ADM_DOC({"path": {"name": {"$ref": "ListName"}, "id": {"type": "integer", "minimum": 1}},
+               "responses": {"200": {"$ref": "AllowEntry"},
+                             "400": "The list name is malformed",
+                             "404": "That list has no such entry",
+                             "503": "No policy store is configured, or it cannot be read now"}}) },
+    { "DELETE", "/v1/allowlists/{name}/entries/{id}", ADM_ROLE_OPERATOR, entry_delete, "Remove an allowlist entry",
+      ADM_DOC({"path": {"name": {"$ref": "ListName"}, "id": {"type": "integer", "minimum": 1}}, "query": ["Comment"],
+               "request": {"application/json": {"$ref": "CommentBody"}}, "request_optional": true,
+               "responses": {"200": {"$ref": "AllowEntryDeleted"},
+                             "400": "The list name or the body is malformed (field names it)",
+                             "404": "That list has no such entry",
+                             "503": "No policy store is configured, or it cannot be written now: nothing was applied"}}) },
+    { NULL, NULL, ADM_ROLE_NONE, NULL, NULL, ADM_DOC({"schemas": {
+        "ListName": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+        "MatchType": {"type": "string", "enum": ["fingerprint", "spki", "subject", "cn", "san-dns", "san-uri", "san-email",
+                                                  "issuer-serial"]},
+        /* add_list */
+        "AllowList": {"type": "object", "required": ["name", "entries", "expired"], "properties": {
+            "name": {"$ref": "ListName"},
+            "entries": {"type": "integer", "minimum": 1},
+            "expired": {"type": "integer", "minimum": 0, "description": "Entries past their expires_at"}}},
+        "AllowListPage": {"type": "object", "required": ["items", "next"], "properties": {
+            "items": {"type": "array", "items": {"$ref": "AllowList"}}, "next": {"$ref": "NextCursor"}}},
+        /* entry_json */
+        "AllowEntry": {"type": "object", "required": ["id", "list", "match", "value", "expires_at", "expired", "actor",
+                                                      "comment", "created_at"], "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "list": {"$ref": "ListName"},
+            "match": {"$ref": "MatchType"},
+            "value": {"type": "string", "description": "Canonical: hex lower-cased, DNS names lower-cased, ..."},
+            "expires_at": {"$ref": "TimestampOrNull"},
+            "expired": {"type": "boolean"},
+            "actor": {"type": "string"},
+            "comment": {"type": "string", "nullable": true},
+            "created_at": {"$ref": "Timestamp"},
+            "generation": {"$ref": "Generation"}}},
+        "AllowEntryPage": {"type": "object", "required": ["items", "next"], "properties": {
+            "items": {"type": "array", "items": {"$ref": "AllowEntry"}}, "next": {"$ref": "NextCursor"}}},
+        "AllowEntryDeleted": {"type": "object", "required": ["deleted", "generation"], "properties": {
+            "deleted": {"$ref": "AllowEntry"}, "generation": {"$ref": "Generation"}}},
+        /* entry_add: one of value, certificate, or issuer_certificate with serial (issuer-serial only) */
+        "AllowEntryCreate": {"type": "object", "additionalProperties": false, "required": ["match"], "oneOf": [
+            {"required": ["value"], "properties": {
+                "value": {"type": "string"}, "certificate": {"not": {"type": "string"}},
+                "issuer_certificate": {"not": {"type": "string"}}, "serial": {"not": {"type": "string"}}}},
+            {"required": ["certificate"], "properties": {
+                "certificate": {"type": "string"}, "value": {"not": {"type": "string"}},
+                "issuer_certificate": {"not": {"type": "string"}}, "serial": {"not": {"type": "string"}}}},
+            {"required": ["issuer_certificate", "serial"], "properties": {
+                "match": {"enum": ["issuer-serial"]}, "issuer_certificate": {"type": "string"}, "serial": {"type": "string"},
+                "value": {"not": {"type": "string"}}, "certificate": {"not": {"type": "string"}}}}], "properties": {
+            "match": {"$ref": "MatchType"},
+            "value": {"type": "string", "nullable": true, "maxLength": 4095, "description": "As text (stored canonical)"},
+            "certificate": {"$ref": "Pem"},
+            "issuer_certificate": {"$ref": "Pem"},
+            "serial": {"$ref": "SerialInput"},
+            "expires_at": {"$ref": "TimeInput"},
+            "comment": {"$ref": "Comment"}}}}}) },
 };

@@ -147,7 +147,46 @@ static int audit_verify(struct adm_req *req, struct adm_resp *resp)
 }
 
 const struct adm_route adm_routes_audit[] = {
-    { "GET", "/v1/audit", ADM_ROLE_READER, audit_list, "List the audit trail (paginated by record id)" },
-    { "GET", "/v1/audit/verify", ADM_ROLE_READER, audit_verify, "Verify the audit trail's hash chain" },
-    { NULL, NULL, ADM_ROLE_NONE, NULL, NULL },
+    { "GET", "/v1/audit", ADM_ROLE_READER, audit_list, "List the audit trail (paginated by record id)",
+      ADM_DOC({"query": ["Limit", "After"],
+               "responses": {"200": {"$ref": "AuditPage"},
+                             "400": "limit or after is malformed (field names it)",
+                             "503": "No policy store is configured, or it cannot be read now"}}) },
+    { "GET", "/v1/audit/verify", ADM_ROLE_READER, audit_verify, "Verify the audit trail's hash chain",
+      ADM_DOC({"responses": {"200": {"$ref": "AuditVerify"},
+                             "503": "No policy store is configured, or it cannot be read now"}}) },
+    { NULL, NULL, ADM_ROLE_NONE, NULL, NULL, ADM_DOC({"schemas": {
+        /* record_json */
+        "AuditRecord": {"type": "object", "required": ["id", "at", "generation", "actor", "action", "target", "before", "after",
+                                                       "request_id", "source", "comment", "prev_hash", "hash"], "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "at": {"$ref": "Timestamp"},
+            "generation": {"type": "integer", "minimum": 0},
+            "actor": {"type": "string"},
+            "action": {"type": "string", "enum": ["revoke", "revoke-batch", "lift", "allow-add", "allow-remove", "crl-import",
+                                                   "crl-name", "crl-remove", "cert-issue"]},
+            "target": {"type": "string"},
+            "before": {"nullable": true, "description": "Any JSON: the state before (null: nothing)"},
+            "after": {"nullable": true, "description": "Any JSON: the state after (null: nothing)"},
+            "request_id": {"type": "string", "nullable": true, "description": "null for records made before store schema 3"},
+            "source": {"type": "string", "nullable": true},
+            "comment": {"type": "string", "nullable": true},
+            "prev_hash": {"type": "string", "nullable": true, "pattern": "^[0-9a-f]{64}$"},
+            "hash": {"type": "string", "nullable": true, "pattern": "^[0-9a-f]{64}$"}}},
+        "AuditPage": {"type": "object", "required": ["items", "next"], "properties": {
+            "items": {"type": "array", "items": {"$ref": "AuditRecord"}}, "next": {"$ref": "NextCursor"}}},
+        /* audit_verify: a broken trail is an answer, not an error */
+        "AuditVerify": {"oneOf": [
+            {"type": "object", "required": ["intact", "records", "last_id", "last_hash"], "properties": {
+                "intact": {"type": "boolean", "enum": [true]},
+                "records": {"type": "integer", "minimum": 0},
+                "last_id": {"type": "integer", "nullable": true, "description": "null: no records"},
+                "last_hash": {"type": "string", "nullable": true, "pattern": "^[0-9a-f]{64}$",
+                              "description": "Keep it where the store's writers cannot reach"}}},
+            {"type": "object", "required": ["intact", "records", "first_bad_id", "detail"], "properties": {
+                "intact": {"type": "boolean", "enum": [false]},
+                "records": {"type": "integer", "minimum": 0},
+                "first_bad_id": {"type": "integer",
+                                 "description": "The first record that fails (changed, reordered; removed: the next)"},
+                "detail": {"type": "string"}}}]}}}) },
 };

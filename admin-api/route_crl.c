@@ -54,7 +54,16 @@ static int crl_pem(struct adm_req *req, struct adm_resp *resp)
 }
 
 const struct adm_route adm_routes_crl[] = {
-    { "GET", "/crl", ADM_ROLE_NONE, crl_der, "The root CA's CRL (DER), signed in the HSM" },
-    { "GET", "/crl.pem", ADM_ROLE_NONE, crl_pem, "The root CA's CRL (PEM)" },
+    { "GET", "/crl", ADM_ROLE_NONE, crl_der, "The root CA's CRL (DER), signed in the HSM",
+      ADM_DOC({"responses": {"200": {"description": "The root's CRL (RFC 5280 5), DER (RFC 2585 4.2)",
+                                     "content": {"application/pkix-crl": {"type": "string", "format": "binary"}}},
+                             "404": "This gateway has no CA (admin: ca_key)",
+                             "503": "The HSM cannot sign now, or the policy store cannot be read"}}) },
+    { "GET", "/crl.pem", ADM_ROLE_NONE, crl_pem, "The root CA's CRL (PEM)",
+      ADM_DOC({"responses": {"200": {"description": "The same CRL, PEM (RFC 7468)",
+                                     "content": {"application/x-pem-file": {"type": "string",
+                                                                            "pattern": "^-----BEGIN X509 CRL-----"}}},
+                             "404": "This gateway has no CA (admin: ca_key)",
+                             "503": "The HSM cannot sign now, or the policy store cannot be read"}}) },
     { NULL, NULL, ADM_ROLE_NONE, NULL, NULL },
 };

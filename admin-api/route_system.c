@@ -96,14 +96,14 @@ static int sys_listeners(struct adm_req *req, struct adm_resp *resp)
     return 0;
 }
 
-/* GET /v1/openapi.json: made from the route tables at each call (a few kB; rarely asked for). */
+/* GET /v1/openapi.json: made from the route tables at each call (about 100 kB; rarely asked for). */
 static int sys_openapi(struct adm_req *req, struct adm_resp *resp)
 {
-    (void)req;
     json_t *doc = adm_openapi_document();
 
     if (doc == NULL) {
-        adm_problem(resp, 500, NULL, "out of memory");
+        /* Out of memory, or a route's ADM_DOC that does not parse (the log names it). */
+        adm_problem(resp, 500, NULL, "the OpenAPI document could not be made (request %s)", req->request_id);
         return 0;
     }
     adm_json(resp, 200, doc);
@@ -111,9 +111,74 @@ static int sys_openapi(struct adm_req *req, struct adm_resp *resp)
 }
 
 const struct adm_route adm_routes_system[] = {
-    { "GET", "/v1/health", ADM_ROLE_NONE, sys_health, "Health of the HSM, the policy store and the listeners" },
-    { "GET", "/metrics", ADM_ROLE_NONE, sys_metrics, "Prometheus metrics (text format 0.0.4)" },
-    { "GET", "/v1/listeners", ADM_ROLE_READER, sys_listeners, "Listeners with their configuration and counters" },
-    { "GET", "/v1/openapi.json", ADM_ROLE_NONE, sys_openapi, "This OpenAPI 3 description of the API" },
-    { NULL, NULL, ADM_ROLE_NONE, NULL, NULL },
+    { "GET", "/v1/health", ADM_ROLE_NONE, sys_health, "Health of the HSM, the policy store and the listeners",
+      ADM_DOC({"responses": {
+          "200": {"$ref": "Health"},
+          "503": {"description": "Degraded (the same JSON), or the gateway gives no health information (a problem)",
+                  "content": {"application/json": {"$ref": "Health"}, "application/problem+json": {"$ref": "Problem"}}}}}) },
+    { "GET", "/metrics", ADM_ROLE_NONE, sys_metrics, "Prometheus metrics (text format 0.0.4)",
+      ADM_DOC({"responses": {
+          "200": {"description": "The gateway's metrics, then the API's own (README.md)",
+                  "content": {"text/plain; version=0.0.4": {"type": "string"}}}}}) },
+    { "GET", "/v1/listeners", ADM_ROLE_READER, sys_listeners, "Listeners with their configuration and counters",
+      ADM_DOC({"responses": {"200": {"$ref": "Listeners"},
+                             "503": "The gateway gives no listener information"}}) },
+    { "GET", "/v1/openapi.json", ADM_ROLE_NONE, sys_openapi, "This OpenAPI 3 description of the API",
+      ADM_DOC({"responses": {"200": {"$ref": "OpenApi"}}}) },
+    { NULL, NULL, ADM_ROLE_NONE, NULL, NULL, ADM_DOC({"schemas": {
+        /* gateway/admin.c: hook_health */
+        "Health": {"type": "object", "required": ["status", "state", "store", "hsm", "listeners"], "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"],
+                       "description": "degraded: the store cannot be read or written, a token is gone, or not running"},
+            "state": {"type": "string", "enum": ["running", "draining", "stopping"]},
+            "store": {"type": "object", "required": ["status"], "description": "The policy store (none: not configured)",
+                      "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "error", "none"],
+                           "description": "error: it cannot be read; degraded: it cannot be written (changes answer 503)"},
+                "path": {"type": "string"},
+                "generation": {"type": "integer", "minimum": 0, "description": "The store's generation on disk"},
+                "in_force": {"type": "integer", "minimum": 0, "description": "The generation the data plane enforces"},
+                "writable": {"type": "boolean", "description": "false from a change that could not be written until one is"},
+                "write_error": {"type": "string", "nullable": true, "description": "Why it is not writable; null when it is"},
+                "write_failing_since": {"$ref": "TimestampOrNull"}}},
+            "hsm": {"type": "object", "required": ["status"], "description": "The PKCS#11 module (none: not configured)",
+                    "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "none"], "description": "degraded: a token is missing"},
+                "signatures": {"type": "integer", "minimum": 0},
+                "errors": {"type": "integer", "minimum": 0},
+                "sessions_lost": {"type": "integer", "minimum": 0},
+                "tokens_missing": {"type": "string", "nullable": true, "description": "The tokens gone; null: none"}}},
+            "listeners": {"type": "object", "required": ["count", "connections"], "properties": {
+                "count": {"type": "integer", "minimum": 0},
+                "connections": {"type": "integer", "minimum": 0, "description": "Live connections, all listeners"}}}}},
+        /* gateway/admin.c: hook_listeners */
+        "Listeners": {"type": "object", "required": ["listeners", "config_generation"], "properties": {
+            "listeners": {"type": "array", "items": {"$ref": "Listener"}},
+            "config_generation": {"type": "integer", "minimum": 0, "description": "Counts configuration loads (SIGHUP)"}}},
+        "Listener": {"type": "object", "required": ["name", "type", "bind", "auth", "policy", "backends", "counters"],
+                     "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["tcp", "https"]},
+            "bind": {"type": "string", "description": "address:port"},
+            "auth": {"type": "string", "enum": ["one-way", "two-way", "optional"]},
+            "policy": {"type": "string", "nullable": true, "description": "The listener's admission policy; null: none"},
+            "backends": {"type": "array", "items": {"type": "string"}},
+            "counters": {"type": "object", "required": ["accepted", "active", "handshakes_ok", "handshakes_failed", "resumed",
+                                                         "closed_by_policy", "closed_by_admin", "bytes_in", "bytes_out"],
+                         "properties": {
+                "accepted": {"type": "integer", "minimum": 0},
+                "active": {"type": "integer", "minimum": 0},
+                "handshakes_ok": {"type": "integer", "minimum": 0},
+                "handshakes_failed": {"type": "integer", "minimum": 0},
+                "resumed": {"type": "integer", "minimum": 0},
+                "closed_by_policy": {"type": "integer", "minimum": 0},
+                "closed_by_admin": {"type": "integer", "minimum": 0},
+                "bytes_in": {"type": "integer", "minimum": 0},
+                "bytes_out": {"type": "integer", "minimum": 0}}}}},
+        /* openapi.c: this document */
+        "OpenApi": {"type": "object", "required": ["openapi", "info", "paths", "components"], "properties": {
+            "openapi": {"type": "string", "pattern": "^3[.]0[.][0-9]+$"},
+            "info": {"type": "object"},
+            "paths": {"type": "object"},
+            "components": {"type": "object"}}}}}) },
 };

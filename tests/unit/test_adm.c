@@ -906,6 +906,17 @@ static void test_openapi(void **state)
                 if (strcmp(pstr(prm, "in"), "path") == 0)
                     npath++;
             assert_int_equal(npath, nbraces);
+            /* What every route may answer; and each of the gateway's routes says, in its ADM_DOC, what it
+             * answers on success (the test routes have no doc). */
+            json_t *resps = json_object_get(op, "responses"), *rs;
+            const char *st;
+            int documented = 0;
+            assert_non_null(json_object_get(resps, "500"));
+            assert_non_null(json_object_get(resps, "default"));
+            json_object_foreach(resps, st, rs)
+                documented |= st[0] == '2' && json_object_get(rs, "content") != NULL;
+            if (strncmp(rt->pattern, "/test/", 6) != 0 && !documented)
+                fail_msg("%s %s: no success answer in the OpenAPI document (its ADM_DOC)", rt->method, rt->pattern);
             nroutes++;
         }
     }
