@@ -5,12 +5,14 @@
 
 #include "gateway/cmd.h"
 #include "gateway/server.h"
+#include "gateway/service.h"
 
 static int run_or_check(int argc, char **argv, int check_only)
 {
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
+        { "allow-root", no_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL;
@@ -21,19 +23,25 @@ static int run_or_check(int argc, char **argv, int check_only)
         case 'c':
             config = optarg;
             break;
+        case 'R':
+            if (check_only)
+                goto usage;
+            /* The same as allow_root: true (service.c): stay root after start-up. */
+            gw_service_allow_root(1);
+            break;
         case 'h':
-            printf("usage: hsmgate %s -c FILE\n", argv[0]);
+            printf("usage: hsmgate %s -c FILE%s\n", argv[0], check_only ? "" : " [--allow-root]");
             return 0;
         default:
-            fprintf(stderr, "usage: hsmgate %s -c FILE\n", argv[0]);
-            return 2;
+            goto usage;
         }
     }
-    if (config == NULL || optind != argc) {
-        fprintf(stderr, "usage: hsmgate %s -c FILE\n", argv[0]);
-        return 2;
-    }
+    if (config == NULL || optind != argc)
+        goto usage;
     return gw_server_main(config, check_only);
+usage:
+    fprintf(stderr, "usage: hsmgate %s -c FILE%s\n", argv[0], check_only ? "" : " [--allow-root]");
+    return 2;
 }
 
 int gw_cmd_run(int argc, char **argv)

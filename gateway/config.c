@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -244,19 +245,22 @@ static int parse_hsm(struct gw_cfg_ctx *c, const yaml_node_t *n)
 
 static int parse_log(struct gw_cfg_ctx *c, const yaml_node_t *n)
 {
-    static const char *const keys[] = {"level", "access_log"};
+    static const char *const keys[] = {"level", "access_log", "to", "facility"};
     static const char *const levels[] = {"error", "warning", "info", "debug"};
     static const int lv[] = {0, 1, 2, 3};
-    struct gw_cfg_keyslot s[2];
+    struct gw_cfg_keyslot s[4];
     struct gw_config *cfg = c->cfg;
     int level;
 
     if (n->type != YAML_MAPPING_NODE) {
-        gw_cfg_fail(c, gw_cfg_node_line(n), "log must be a mapping (level, access_log), not %s",
+        gw_cfg_fail(c, gw_cfg_node_line(n), "log must be a mapping (level, access_log, to, facility), not %s",
                     gw_cfg_node_kind(n));
         return -1;
     }
-    if (gw_cfg_map_collect(c, n, "log: ", keys, 2, s) < 0)
+    if (gw_cfg_map_collect(c, n, "log: ", keys, 4, s) < 0)
+        return -1;
+    /* Before access_log, whose "off" returns early. */
+    if (gw_cfg_parse_log_dest(c, &s[2], &s[3]) < 0)
         return -1;
     if (s[0].val != NULL) {
         if (gw_cfg_get_enum(c, "log: ", "level", s[0].val, levels, lv, 4, &level) < 0)
@@ -772,9 +776,10 @@ static int parse_listeners(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
 static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {"hsm", "log", "workers", "max_connections", "drain_timeout",
-                                       "pid_file", "policy_store", "policies", "admin", "listeners"};
-    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_STORE, TK_POLICIES, TK_ADMIN, TK_LISTENERS,
-           TK_COUNT };
+                                       "pid_file", "user", "group", "allow_root", "policy_store", "policies",
+                                       "admin", "listeners"};
+    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_USER, TK_GROUP, TK_ALLOW_ROOT, TK_STORE,
+           TK_POLICIES, TK_ADMIN, TK_LISTENERS, TK_COUNT };
     struct gw_cfg_keyslot s[TK_COUNT];
     struct gw_config *cfg = c->cfg;
 
@@ -800,6 +805,8 @@ static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
         gw_cfg_get_duration(c, "", "drain_timeout", s[TK_DRAIN].val, &cfg->drain_timeout_ms) < 0)
         return -1;
     if (s[TK_PID].val != NULL && gw_cfg_get_path(c, "", "pid_file", s[TK_PID].val, &cfg->pid_file) < 0)
+        return -1;
+    if (gw_cfg_parse_privileges(c, &s[TK_USER], &s[TK_GROUP], &s[TK_ALLOW_ROOT]) < 0)
         return -1;
     if (s[TK_STORE].val != NULL) {
         if (gw_cfg_get_path(c, "", "policy_store", s[TK_STORE].val, &cfg->policy_store) < 0)
@@ -948,6 +955,10 @@ void gw_config_free(struct gw_config *cfg)
     cfg->access_log = NULL;
     free(cfg->pid_file);
     cfg->pid_file = NULL;
+    free(cfg->user);
+    cfg->user = NULL;
+    free(cfg->group);
+    cfg->group = NULL;
     free(cfg);
 }
 
@@ -1007,6 +1018,7 @@ int gw_config_parse(const char *name, const char *buf, size_t len, struct gw_con
     }
     c.cfg->max_connections = 10000;
     c.cfg->drain_timeout_ms = 30000;
+    c.cfg->log_facility = LOG_DAEMON;
     c.cfg->path = strdup(c.name);
     c.cfg->log_level = strdup("info");
     c.cfg->access_log = strdup("-");

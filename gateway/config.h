@@ -146,6 +146,13 @@ struct gw_config {
     char *log_level;            /* "error" | "warning" | "info" | "debug"; default "info" */
     char *access_log;           /* path, "-" for stdout, NULL for off; default "-" */
     char *pid_file;             /* NULL: none */
+    int log_syslog;             /* log: to: syslog - the error log goes to syslog(3) instead of stderr */
+    int log_facility;           /* log: facility: LOG_DAEMON (default) or LOG_LOCAL0..7 */
+    /* Privileges (gateway/service.c): after binding and opening everything, switch to user (and its
+     * group, or group); as root with neither user nor allow_root: true, `run` refuses to start. */
+    char *user;                 int user_line;          /* a name or a numeric uid; NULL: stay */
+    char *group;                int group_line;         /* NULL: the user's primary group */
+    int allow_root;             /* allow_root: true - keep running as root (tests, containers that map it) */
     char *policy_store;         int policy_store_line;  /* SQLite file of revocations and allowlists; NULL: none */
     struct gw_policy_cfg *policies; size_t npolicies;
     struct gw_admin_cfg admin;

@@ -5,6 +5,7 @@
  *                      booleans, addresses, header names
  *   config_backends.c  backends (with weights) and health_check
  *   config_http.c      the settings of https listeners: identity_headers, strip_headers, limits
+ *   config_process.c   the process: log destination, user, group, allow_root
  *
  * Conventions: the gw_cfg_get_* and gw_cfg_parse_* functions return 0, or -1 after recording the
  * error in the context (only the first error is kept). "where" is the prefix of every message about
@@ -121,6 +122,14 @@ int gw_cfg_map_collect(struct gw_cfg_ctx *c, const yaml_node_t *map, const char 
 /* A file path, relative ones taken from the configuration file's directory (config.c). */
 int gw_cfg_get_path(struct gw_cfg_ctx *c, const char *where, const char *key, const yaml_node_t *n,
                     char **out) GW_WUR;
+
+/* --- the process (config_process.c) --- */
+/* log: to and facility (either slot's val may be NULL). */
+int gw_cfg_parse_log_dest(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *to,
+                          const struct gw_cfg_keyslot *facility) GW_WUR;
+/* user, group, allow_root at the top level (any slot's val may be NULL). */
+int gw_cfg_parse_privileges(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *user,
+                            const struct gw_cfg_keyslot *group, const struct gw_cfg_keyslot *allow_root) GW_WUR;
 
 /* --- admin (config_admin.c) --- */
 int gw_cfg_parse_admin(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s) GW_WUR;

@@ -1,4 +1,5 @@
-/* log.c - error log and access log. One write(2) per line, so lines from workers never interleave. */
+/* log.c - error log and access log. One write(2) per line, so lines from workers never interleave;
+ * with log: to: syslog, one syslog(3) call per line (glibc's syslog takes its own lock). */
 #include "gateway/log.h"
 
 #include <errno.h>
@@ -9,10 +10,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_int log_threshold = LOG_INFO;
+static atomic_int log_syslog = 0;
+static pthread_mutex_t syslog_lock = PTHREAD_MUTEX_INITIALIZER;
+static int syslog_facility = -1;          /* under syslog_lock: the facility openlog was given, -1: closed */
+
+void gw_log_to_syslog(int on, int facility)
+{
+    pthread_mutex_lock(&syslog_lock);
+    if (on && syslog_facility != facility) {
+        if (syslog_facility >= 0)
+            closelog();
+        /* LOG_NDELAY: connect to /dev/log now, while the process may still open it (before the
+         * privilege switch or a sandbox), not at the first message. */
+        openlog("hsmgate", LOG_PID | LOG_NDELAY, facility);
+        syslog_facility = facility;
+    }
+    atomic_store(&log_syslog, on);
+    if (!on && syslog_facility >= 0) {
+        closelog();
+        syslog_facility = -1;
+    }
+    pthread_mutex_unlock(&syslog_lock);
+}
 static atomic_int access_fd = -1;
 static pthread_mutex_t access_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -68,6 +92,16 @@ void gw_log(int level, const char *fmt, ...)
         return;
     char line[2048];
     char ts[40];
+    if (atomic_load(&log_syslog)) {
+        /* syslog adds the time, the name and the pid; the level is the priority. */
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        if (m >= 0)
+            syslog(level >= 0 && level <= LOG_DEBUG ? level : LOG_ERR, "%s", line);
+        return;
+    }
     gw_time_rfc3339(ts, sizeof(ts));
     int n = snprintf(line, sizeof(line), "%s hsmgate[%d]: %s: ", ts, (int)getpid(),
                      names[level >= 0 && level <= LOG_DEBUG ? level : LOG_ERR]);
@@ -137,4 +171,18 @@ void gw_access_log_write(json_t *obj)
         free(heap);
     }
     json_decref(obj);
+}
+
+int gw_access_log_chown(uid_t uid, gid_t gid)
+{
+    int rc = 0;
+    struct stat st;
+    pthread_mutex_lock(&access_lock);
+    int fd = atomic_load(&access_fd);
+    /* A plain file with one name only: stdout ("-") belongs to whoever started the gateway, and a
+     * hard link elsewhere is not the gateway's to give away. */
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && fchown(fd, uid, gid) != 0)
+        rc = -1;
+    pthread_mutex_unlock(&access_lock);
+    return rc;
 }

@@ -3,6 +3,7 @@
 #ifndef HSMGATE_GATEWAY_LOG_H
 #define HSMGATE_GATEWAY_LOG_H
 
+#include <sys/types.h>
 #include <syslog.h>
 #include <jansson.h>
 
@@ -11,6 +12,12 @@ int gw_log_set_level(const char *name);
 /* Writes "2026-11-26T21:30:00.123Z hsmgate[pid]: level: message" to stderr when level passes. */
 void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int gw_log_enabled(int level);
+/* on: the error log goes to syslog(3) with facility (LOG_DAEMON, LOG_LOCAL0..7), "hsmgate[pid]"; off:
+ * back to stderr. Any thread; a reload may switch. */
+void gw_log_to_syslog(int on, int facility);
+/* Gives the access log file (when it is one) to uid:gid, so that the process can still reopen it
+ * after switching to that user (service.c). 0, or -1 with errno. */
+int gw_access_log_chown(uid_t uid, gid_t gid);
 
 /* Opens the access log: a path (appended, created 0640), "-" for stdout, NULL for off.
  * Replaces the previous one (SIGHUP reopens for log rotation). Returns 0 or -1 with errno. */

@@ -14,7 +14,7 @@ static void usage(FILE *f)
             "usage: hsmgate COMMAND [OPTIONS]\n"
             "\n"
             "commands:\n"
-            "  run -c FILE      run the gateway\n"
+            "  run -c FILE      run the gateway (as root: needs user: or allow_root: true, or --allow-root)\n"
             "  check -c FILE    validate FILE and resolve every key in the HSM; exit 0 or print file:line: problem\n"
             "  pki ...          keys and certificates in the HSM (hsmgate pki --help)\n"
             "  revoke ...       revoke a client certificate, or lift a hold (hsmgate revoke --help)\n"

@@ -147,7 +147,8 @@ static void *policy_main(void *arg)
         if (!srv->pol_stop && !srv->pol_kicked) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += POLL_MS * 1000000L;
+            until.tv_sec += srv->pol_poll_ms / 1000;
+            until.tv_nsec += (long)(srv->pol_poll_ms % 1000) * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
@@ -195,6 +196,22 @@ static void *policy_main(void *arg)
     return NULL;
 }
 
+int gw_policy_sync(struct gw_server *srv)
+{
+    uint64_t want = 0;
+    if (!srv->pol_thread_started || pol_store_generation(srv->store, &want) != 0)
+        return -1;
+    gw_policy_kick(srv);
+    uint64_t deadline = gw_now_ms() + ACK_WAIT_MS;
+    while (pol_live_generation(srv->live) < want) {
+        if (gw_now_ms() >= deadline)
+            return -1;
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 void gw_policy_kick(struct gw_server *srv)
 {
     if (!srv->pol_thread_started)
@@ -209,6 +226,14 @@ int gw_policy_thread_start(struct gw_server *srv)
 {
     if (srv->store == NULL)
         return 0;
+    /* HSMGATE_POLICY_POLL_MS: how often to look for changes other processes made (the CLI); for tests
+     * and diagnosis, 1 ms to 60 s. Changes made through the admin API are published at once anyway. */
+    const char *poll = getenv("HSMGATE_POLICY_POLL_MS");
+    char *end = NULL;
+    long v = poll != NULL ? strtol(poll, &end, 10) : 0;
+    srv->pol_poll_ms = poll != NULL && end != poll && *end == '\0' && v >= 1 && v <= 60000 ? (unsigned)v : POLL_MS;
+    if (srv->pol_poll_ms != POLL_MS)
+        gw_log(LOG_INFO, "policy: looking for changes to the store every %u ms (HSMGATE_POLICY_POLL_MS)", srv->pol_poll_ms);
     int rc = pthread_create(&srv->pol_thread, NULL, policy_main, srv);
     if (rc != 0) {
         gw_log(LOG_ERR, "policy: cannot start the policy thread: %s", strerror(rc));

@@ -16,6 +16,7 @@
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/server.h"
+#include "gateway/service.h"
 #include "pkcs11/hsm.h"
 
 struct gw_gen *gw_gen_ref(struct gw_gen *g)
@@ -283,6 +284,7 @@ static void reload(struct gw_server *srv)
     const char *level = cfg->log_level;
     char *level_copy = level ? strdup(level) : NULL;
     unsigned max_conn = cfg->max_connections, drain = cfg->drain_timeout_ms;
+    int to_syslog = cfg->log_syslog, facility = cfg->log_facility;
     struct gw_gen *g = NULL;
     if (gen_build(srv, cfg, 1, &g, err, sizeof(err)) != 0) {
         gw_log(LOG_ERR, "reload refused, the running configuration stays in force: %s", err);
@@ -296,11 +298,16 @@ static void reload(struct gw_server *srv)
     gw_health_publish(srv->health, g);
     srv->max_connections = max_conn;
     srv->drain_timeout_ms = drain;
+    /* The workers judge their live connections again with the new rules: with the store as it is now
+     * (a change another process just made may not have been polled yet). */
+    if (srv->store != NULL && gw_policy_sync(srv) != 0)
+        gw_log(LOG_WARNING, "reload: the policy store's latest changes were not in force in time; the next poll applies them");
     notify_workers(srv, 1);
     sweep_sockets(srv);
     gw_gen_unref(old);
     if (level_copy != NULL)
         (void)gw_log_set_level(level_copy);
+    gw_log_to_syslog(to_syslog, facility);
     if (gw_access_log_open(access_copy) != 0)
         gw_log(LOG_ERR, "cannot reopen access log %s: %s", access_copy, strerror(errno));
     free(access_copy);
@@ -419,6 +426,22 @@ static void drain(struct gw_server *srv)
         pthread_join(srv->workers[i].thread, NULL);
 }
 
+/* Every worker has opened its HSM sessions and watches its listening sockets: what they need root
+ * for is done. A worker stuck in its HSM's C_OpenSession holds the start-up, as it should. */
+static void wait_workers_started(struct gw_server *srv)
+{
+    uint64_t next_note = gw_now_ms() + 10000;
+    while (atomic_load(&srv->started) < srv->nworkers) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+        if (gw_now_ms() >= next_note) {
+            gw_log(LOG_WARNING, "still waiting for %u worker(s) to open their HSM sessions",
+                   srv->nworkers - atomic_load(&srv->started));
+            next_note += 10000;
+        }
+    }
+}
+
 static int write_pid_file(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -447,6 +470,14 @@ int gw_server_main(const char *config_path, int check_only)
     }
     if (cfg->log_level != NULL && gw_log_set_level(cfg->log_level) != 0)
         gw_log(LOG_WARNING, "unknown log level %s", cfg->log_level);
+    struct gw_ids ids;
+    if (gw_service_ids(cfg, &ids, err, sizeof(err)) != 0 ||
+        (!check_only && gw_service_may_run(cfg, &ids, err, sizeof(err)) != 0)) {
+        fprintf(stderr, "hsmgate: %s\n", err);
+        goto out;
+    }
+    if (!check_only && cfg->log_syslog)
+        gw_log_to_syslog(1, cfg->log_facility);
     if (gw_tls_global_init() != 0) {
         fprintf(stderr, "hsmgate: wolfSSL initialisation failed\n");
         goto out;
@@ -532,8 +563,10 @@ int gw_server_main(const char *config_path, int check_only)
     }
     if (gw_policy_thread_start(srv) != 0)
         gw_log(LOG_ERR, "policy: changes to the store are not followed until a restart");
-    if (gw_admin_start(srv, g->cfg, err, sizeof(err)) != 0) {
-        /* The operator asked for the API: without it they cannot manage the gateway. Stop. */
+    wait_workers_started(srv);
+    if (gw_admin_start(srv, g->cfg, err, sizeof(err)) != 0 || gw_service_drop(srv, &ids, err, sizeof(err)) != 0) {
+        /* The operator asked for the API: without it they cannot manage the gateway. Stop. The
+         * same when the switch to user: failed: never serve as root when told not to. */
         gw_log(LOG_ERR, "%s", err);
         atomic_store(&srv->state, GW_STOPPING);
         notify_workers(srv, 0);
@@ -545,12 +578,19 @@ int gw_server_main(const char *config_path, int check_only)
         goto out;
     }
     gw_log(LOG_INFO, "ready: %zu listener(s), %u worker(s)", g->nlisteners, srv->nworkers);
+    /* Every listener bound, every key resolved, the admin API up, the user switched: systemd's
+     * Type=notify starts what depends on the gateway only now. */
+    gw_service_notify("READY=1\nSTATUS=ready: %zu listener(s), %u worker(s)", g->nlisteners, srv->nworkers);
     for (;;) {
-        int sig = sigwaitinfo(&set, NULL);
+        int sig = gw_service_wait_signal(srv, &set);
         if (sig == SIGHUP) {
+            gw_service_notify("RELOADING=1\nSTATUS=reloading");
             reload(srv);
+            gw_service_notify("READY=1\nSTATUS=ready: generation %llu, %zu listener(s)",
+                              (unsigned long long)atomic_load(&srv->gen)->id, atomic_load(&srv->gen)->nlisteners);
         } else if (sig == SIGTERM || sig == SIGINT) {
             gw_log(LOG_INFO, "%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            gw_service_notify("STOPPING=1\nSTATUS=draining");
             break;
         }
     }

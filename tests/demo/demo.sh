@@ -148,4 +148,8 @@ Try, from another terminal in $top:
 Ctrl-C stops the gateway and the backend. 'make demo-clean' removes demo/.
 
 EOT
-"$bin" run -c "$demo/hsmgate.yaml"
+# `make demo` runs as root on a fresh machine; the demo's files are root's, so it stays root (a real
+# deployment sets user: instead: docs/operations.md).
+root_opt=()
+[ "$(id -u)" -eq 0 ] && root_opt=(--allow-root)
+"$bin" run -c "$demo/hsmgate.yaml" "${root_opt[@]}"

@@ -656,6 +656,30 @@ def test_live_connection_closed_by_reload_that_tightens_policy(pki, gateway, ech
         in_conn.close()
 
 
+def test_reload_judges_live_connections_with_the_store_as_it_is(pki, gateway, echo, tmp_path):
+    """A change made by another process (the CLI) just before a SIGHUP that requires an allowlist: the
+    reload judges the live connections with the store as it is now, not as the last poll saw it, so the
+    client the CLI just allowlisted keeps its connection. The poll is slowed to 5 s to make the window
+    certain (it was 20 ms: found as a rare failure of the test above under load)."""
+    store = tmp_path / "policy.db"
+    member = pki.client("pol-reload-late")
+    listeners = [pol_listener(pki, "partners", echo.port, "partners")]
+    g = gateway(listeners, start=False, **policy_top(store, partners={"client_ca": [pki.root]}))
+    g.extra_env["HSMGATE_POLICY_POLL_MS"] = "5000"
+    g.start()
+    port = g.port("partners")
+    in_conn = Live(port, tls_ctx(pki, member))
+    try:
+        allow_add(store, "partners", "fingerprint", "--cert", str(member[0]))
+        g.write_config(listeners, **policy_top(store, partners={"client_ca": [pki.root], "require_allowlist": True}))
+        g.signal(signal.SIGHUP)
+        g.wait_log("reloaded: generation 2")
+        assert in_conn.echo(), "the client allowlisted just before the reload lost its connection"
+        assert attempt(port, tls_ctx(pki, member)).ok
+    finally:
+        in_conn.close()
+
+
 # ================================================================ 3. sessions stay on their listener
 
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -594,6 +595,47 @@ static void test_optional_values(void **state)
     gw_config_free(cfg);
 }
 
+/* The process settings (config_process.c): log destination and privileges. */
+static void test_process_settings(void **state)
+{
+    struct gw_config *cfg;
+    (void)state;
+
+    cfg = parse_ok(L_HEAD);
+    assert_int_equal(cfg->log_syslog, 0);
+    assert_int_equal(cfg->log_facility, LOG_DAEMON);
+    assert_null(cfg->user);
+    assert_null(cfg->group);
+    assert_int_equal(cfg->allow_root, 0);
+    gw_config_free(cfg);
+
+    cfg = parse_ok("log: { to: syslog, facility: local3 }\nuser: hsmgate\ngroup: \"998\"\nallow_root: false\n" L_HEAD);
+    assert_int_equal(cfg->log_syslog, 1);
+    assert_int_equal(cfg->log_facility, LOG_LOCAL3);
+    assert_string_equal(cfg->user, "hsmgate");
+    assert_int_equal(cfg->user_line, 2);
+    assert_string_equal(cfg->group, "998");
+    assert_int_equal(cfg->group_line, 3);
+    gw_config_free(cfg);
+
+    cfg = parse_ok("log: { to: stderr }\nallow_root: true\n" L_HEAD);
+    assert_int_equal(cfg->log_syslog, 0);
+    assert_int_equal(cfg->allow_root, 1);
+    gw_config_free(cfg);
+
+    expect_err("log: { to: journal }\n" L_HEAD, 1, "log: to must be stderr or syslog, not \"journal\"");
+    expect_err("log: { facility: local0 }\n" L_HEAD, 1, "log: facility needs to: syslog");
+    expect_err("log: { to: syslog, facility: kern }\n" L_HEAD, 1, "log: facility must be daemon, local0,");
+    expect_err("user: \"-rf\"\n" L_HEAD, 1, "user must be a user name");
+    expect_err("user: \"a b\"\n" L_HEAD, 1, "user must be a user name");
+    expect_err("user: [a]\n" L_HEAD, 1, "user must be a string, not a sequence");
+    expect_err("user:\n" L_HEAD, 1, "user has no value");
+    expect_err("group: adm\n" L_HEAD, 1, "group needs user:");
+    expect_err("user: a\ngroup: \"x/y\"\n" L_HEAD, 2, "group must be a group name");
+    expect_err("allow_root: yes\n" L_HEAD, 1, "allow_root must be true or false");
+    expect_err("allow_root: \"true\"\n" L_HEAD, 1, "allow_root must be true or false");
+}
+
 static void test_relative_paths(void **state)
 {
     static const char yaml[] = "hsm: { pin: file:secret/hsm.pin, module: libsofthsm2.so }\n"
@@ -853,10 +895,10 @@ static void test_err_unknown_keys(void **state)
     (void)state;
     expect_err("workers: 1\nworker: 2\n" L_HEAD, 2,
                "unknown key \"worker\" (valid: hsm, log, workers, max_connections, drain_timeout, "
-               "pid_file, policy_store, policies, admin, listeners)");
+               "pid_file, user, group, allow_root, policy_store, policies, admin, listeners)");
     expect_err(L_HEAD "    authh: two-way\n", 7, "listener \"payments\": unknown key \"authh\" (valid: name, type, bind, auth,");
     expect_err("hsm:\n  module: /m.so\n  slot: 3\n" L_HEAD, 3, "hsm: unknown key \"slot\" (valid: module, pin)");
-    expect_err("log: { level: info, format: json }\n" L_HEAD, 1, "log: unknown key \"format\" (valid: level, access_log)");
+    expect_err("log: { level: info, format: json }\n" L_HEAD, 1, "log: unknown key \"format\" (valid: level, access_log, to, facility)");
     /* A merge key is just another unknown key. */
     expect_err(L_HEAD "    <<: {}\n", 7, "unknown key \"<<\"");
     /* An unknown key in a listener without a valid name yet. */
@@ -879,7 +921,7 @@ static void test_err_wrong_types(void **state)
     expect_err("listeners:\n  payments: {}\n", 2, "listeners must be a sequence of listeners, not a mapping");
     expect_err("listeners:\n  - payments\n", 2, "listener #1 must be a mapping, not a scalar");
     expect_err("hsm: /usr/lib/softhsm/libsofthsm2.so\n" L_HEAD, 1, "hsm must be a mapping (module, pin), not a scalar");
-    expect_err("log: [info]\n" L_HEAD, 1, "log must be a mapping (level, access_log), not a sequence");
+    expect_err("log: [info]\n" L_HEAD, 1, "log must be a mapping (level, access_log, to, facility), not a sequence");
     expect_err("workers: [1]\n" L_HEAD, 1, "workers must be a string, not a sequence");
     expect_err("pid_file: { a: b }\n" L_HEAD, 1, "pid_file must be a string, not a mapping");
     expect_err(L_HEAD "    ciphers: [a, b]\n", 7, "listener \"payments\": ciphers must be a string, not a sequence");
@@ -1882,6 +1924,7 @@ int main(void)
         cmocka_unit_test(test_err_documents_and_aliases),
         cmocka_unit_test(test_err_top_not_mapping),
         cmocka_unit_test(test_err_unknown_keys),
+        cmocka_unit_test(test_process_settings),
         cmocka_unit_test(test_err_duplicate_keys),
         cmocka_unit_test(test_err_wrong_types),
         cmocka_unit_test(test_err_bad_strings),
