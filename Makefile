@@ -4,6 +4,7 @@
 #   make test       install what is missing, build, run every test (unit, fuzz corpora, integration)
 #   make asan       the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make WOLFSSL=system ...   link Debian's libwolfssl-dev (no assembly: slower, see docs/building.md)
+#   make install    PREFIX=/usr/local DESTDIR= ; make uninstall (docs/operations.md, "Installing")
 
 FLAVOUR ?= release
 WOLFSSL ?= local
@@ -18,10 +19,16 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstri
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(WARN) -fstack-protector-strong -fPIE -MMD -MP \
            -I. $(shell pkg-config --cflags p11-kit-1 2>/dev/null)
 LDFLAGS_COMMON := -pie -Wl,-z,relro,-z,now -pthread
-LIBS    := $(shell pkg-config --libs p11-kit-1 2>/dev/null) -lyaml -ljansson -lsqlite3 -lhttp_parser -lmicrohttpd -lm -ldl
+LIBS    := $(shell pkg-config --libs p11-kit-1 2>/dev/null) -lyaml -ljansson -lsqlite3 -lhttp_parser -lmicrohttpd -lm -ldl \
+           -lsystemd
 
 ifeq ($(FLAVOUR),asan)
   CFLAGS_FL  := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  LDFLAGS_FL := -fsanitize=address,undefined
+else ifeq ($(FLAVOUR),fuzz)
+  # libFuzzer (Debian's clang): the library instrumented for coverage, the targets linked with the fuzzer.
+  CC         := clang
+  CFLAGS_FL  := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
   LDFLAGS_FL := -fsanitize=address,undefined
 else
   CFLAGS_FL  := -O2 -D_FORTIFY_SOURCE=2
@@ -49,14 +56,16 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 SHIM      := $(B)/tests/libp11shim.so
+FSFAULT   := $(B)/tests/libfsfault.so
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/%)
-BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod $(B)/tests/pol_fill
+BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod $(B)/tests/httpd $(B)/tests/pol_fill \
+              $(B)/tests/test_pol_snapshot
 # hsmgatectl, the admin API's client: its own folder, so the admin-api/*.c glob above leaves it out.
 CTL_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard admin-api/ctl/*.c))
 
-.PHONY: all deps wolfssl test unit fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench valgrind
-all: $(B)/hsmgate $(SHIM) $(B)/hsmgatectl
+.PHONY: all deps wolfssl test unit fuzz fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench valgrind
+all: $(B)/hsmgate $(SHIM) $(FSFAULT) $(B)/hsmgatectl
 
 deps:
 	@.ci/deps.sh
@@ -91,16 +100,32 @@ $(SHIM): tests/fault/p11shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fPIC -shared $(shell pkg-config --cflags p11-kit-1) -o $@ $< -ldl -pthread
 
+# An LD_PRELOAD library for fault injection: a file system full or read-only under a path prefix while a trigger file exists.
+$(FSFAULT): tests/fault/fsfault.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fPIC -shared -o $@ $< -ldl -pthread
+
 # Fuzz targets built with gcc as programs that read inputs from files: `make test` replays each corpus.
+# With FLAVOUR=fuzz (make fuzz) the same sources link libFuzzer's main instead.
+ifeq ($(FLAVOUR),fuzz)
+$(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c $(B)/libhsmgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(B)/libhsmgate.a $(ALL_LIBS)
+else
 $(B)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(B)/libhsmgate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DFUZZ_STANDALONE $(LDFLAGS) -o $@ $< tests/fuzz/standalone.c $(B)/libhsmgate.a $(ALL_LIBS)
+endif
 
 $(B)/tests/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< -lssl -lcrypto -lm -pthread
 
 $(B)/tests/echod: tests/bench/echod.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
+
+$(B)/tests/httpd: tests/bench/httpd.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
 
@@ -113,12 +138,25 @@ $(B)/tests/pol_fill: $(B)/obj/tests/bench/pol_fill.o $(B)/libhsmgate.a
 unit: $(UNIT_BINS) $(SHIM)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; HSMGATE_SHIM=$(CURDIR)/$(SHIM) $$t; done
 
+# libFuzzer on every target for FUZZ_TIME seconds each (not part of `make test`). The working corpus
+# grows in build/fuzz/corpus/NAME (seeded from tests/fuzz/corpus/NAME); a finding is written to
+# build/fuzz/findings/ and the run stops: fix it, then add the input to tests/fuzz/corpus/NAME.
+FUZZ_TIME ?= 60
+fuzz: deps
+	.ci/deps.sh fuzz
+	$(MAKE) wolfssl
+	$(MAKE) FLAVOUR=fuzz $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/tests/%)
+	@set -e; mkdir -p build/fuzz/findings; for src in $(FUZZ_SRCS); do n=$$(basename $$src .c); n=$${n#fuzz_}; \
+	  mkdir -p build/fuzz/corpus/$$n; echo "== fuzz_$$n for $(FUZZ_TIME) s"; \
+	  build/fuzz/tests/fuzz_$$n -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
+	    -artifact_prefix=build/fuzz/findings/$$n- build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+
 fuzz-replay: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_BINS); do n=$$(basename $$t); n=$${n#fuzz_}; \
 	  echo "== $$t tests/fuzz/corpus/$$n"; $$t tests/fuzz/corpus/$$n/*; done
 
-integration: $(B)/hsmgate $(SHIM) $(B)/hsmgatectl
-	HSMGATE_BIN=$(CURDIR)/$(B)/hsmgate HSMGATE_SHIM=$(CURDIR)/$(SHIM) HSMGATE_FLAVOUR=$(FLAVOUR) \
+integration: $(B)/hsmgate $(SHIM) $(FSFAULT) $(B)/hsmgatectl
+	HSMGATE_BIN=$(CURDIR)/$(B)/hsmgate HSMGATE_SHIM=$(CURDIR)/$(SHIM) HSMGATE_FSFAULT=$(CURDIR)/$(FSFAULT) HSMGATE_FLAVOUR=$(FLAVOUR) \
 	  $(PYTEST) -q -ra tests/integration
 
 test: deps
@@ -143,9 +181,10 @@ bench-tools: $(BENCH_BINS)
 
 # Not part of `make test`: numbers never fail the suite. QUICK=1 for a short run.
 bench: deps
+	.ci/deps.sh bench
 	$(MAKE) wolfssl
 	$(MAKE) all bench-tools
-	/usr/bin/python3 tests/bench/run.py $(if $(QUICK),--quick)
+	/usr/bin/python3 tests/bench/run.py --build $(B) $(if $(QUICK),--quick)
 
 demo: deps
 	$(MAKE) wolfssl
@@ -156,8 +195,46 @@ demo-clean:
 	-tests/demo/demo.sh --stop
 	rm -rf demo
 
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binaries of build/$(FLAVOUR) (release unless
+# FLAVOUR says otherwise; built first if missing), the man pages, the examples, the systemd unit and
+# its sysusers.d entry. The configuration goes to /etc with PREFIX=/usr, else to $(PREFIX)/etc; an
+# operator's hsmgate.yaml is never touched. docs/operations.md, "Installing".
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/hsmgate
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALLED := $(SBINDIR)/hsmgate $(BINDIR)/hsmgatectl $(MANDIR)/man8/hsmgate.8 $(MANDIR)/man1/hsmgatectl.1 \
+             $(SYSCONFDIR)/hsmgate/hsmgate.yaml.example $(DOCDIR)/examples/hsmgate.yaml $(DOCDIR)/examples/policies.yaml \
+             $(DOCDIR)/operations.md $(DOCDIR)/configuration.md $(DOCDIR)/policies.md $(DOCDIR)/pki.md \
+             $(UNITDIR)/hsmgate.service $(SYSUSERSDIR)/hsmgate.conf
+
+.PHONY: install uninstall
+install: $(B)/hsmgate $(B)/hsmgatectl
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(SYSCONFDIR)/hsmgate $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(B)/hsmgate $(DESTDIR)$(SBINDIR)/hsmgate
+	install -m 0755 $(B)/hsmgatectl $(DESTDIR)$(BINDIR)/hsmgatectl
+	install -m 0644 dist/hsmgate.8 $(DESTDIR)$(MANDIR)/man8/hsmgate.8
+	install -m 0644 dist/hsmgatectl.1 $(DESTDIR)$(MANDIR)/man1/hsmgatectl.1
+	install -m 0644 dist/examples/hsmgate.yaml $(DESTDIR)$(SYSCONFDIR)/hsmgate/hsmgate.yaml.example
+	install -m 0644 dist/examples/hsmgate.yaml dist/examples/policies.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 docs/operations.md docs/configuration.md docs/policies.md docs/pki.md $(DESTDIR)$(DOCDIR)/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	  dist/hsmgate.service.in > $(DESTDIR)$(UNITDIR)/hsmgate.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/hsmgate.service
+	install -m 0644 dist/hsmgate.sysusers $(DESTDIR)$(SYSUSERSDIR)/hsmgate.conf
+
+# Removes what install wrote, then the directories of ours it leaves empty (never /etc/hsmgate's other files).
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/hsmgate 2>/dev/null
+
 clean:
-	rm -rf build/release build/asan build/*-system-wolfssl
+	rm -rf build/release build/asan build/fuzz build/*-system-wolfssl
 
 distclean:
 	rm -rf build demo

@@ -54,25 +54,27 @@
 #define CONNECT_BACKOFF_NS 20000000ull /* a refused port must not spin a core */
 #define SCAN_NS 10000000ull
 #define MAX_EVENTS 256
+#define IDLE_RAMP 64    /* idle mode: handshakes in flight per thread while the held set grows */
 #define DRIVE_ROUNDS 64 /* steps one wake-up may take before the loop moves on */
 #define TIMEOUT_NS ((uint64_t)(g_opt.timeout * 1e9))
 
-enum lg_mode { LG_FULL, LG_RESUME, LG_KEEPALIVE, LG_BULK };
-static const char *const mode_names[] = { "full", "resume", "keepalive", "bulk" };
+enum lg_mode { LG_FULL, LG_RESUME, LG_KEEPALIVE, LG_BULK, LG_IDLE, LG_MODE_MAX };
+static const char *const mode_names[] = { "full", "resume", "keepalive", "bulk", "idle" };
 
 enum lg_err { LG_E_NONE, LG_E_CONNECT, LG_E_HANDSHAKE, LG_E_ALERT, LG_E_EOF, LG_E_MISMATCH,
               LG_E_TIMEOUT, LG_E_MAX };
 static const char *const err_names[] = { "none", "connect", "handshake", "alert", "eof",
                                          "mismatch", "timeout" };
 
-enum lg_state { ST_IDLE, ST_RETRY, ST_CONNECTING, ST_HANDSHAKE, ST_WRITE, ST_READ, ST_BULK };
-static const char *const state_names[] = { "idle", "retry", "connecting", "handshake", "writing",
+/* ST_HOLD sits before ST_CONNECTING: a held connection has no deadline (worker_scan). */
+enum lg_state { ST_IDLE, ST_RETRY, ST_HOLD, ST_CONNECTING, ST_HANDSHAKE, ST_WRITE, ST_READ, ST_BULK };
+static const char *const state_names[] = { "idle", "retry", "holding", "connecting", "handshake", "writing",
                                            "reading", "streaming" };
 
 struct lg_opts {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    const char *connect, *ca, *cert, *key, *servername;
+    const char *connect, *ca, *cert, *key, *servername, *cipher;
     unsigned char *expect; /* escapes decoded, like the payload's */
     size_t expect_len;
     int tls; /* 0: 1.2 or 1.3, else 12 or 13 */
@@ -120,6 +122,7 @@ struct lg_worker {
     SSL_CTX *ctx;
     SSL_SESSION **pool; /* resume mode: tickets, newest on top (a ring) */
     int pool_cap, pool_top, pool_n;
+    int next_open; /* idle mode: slots are opened IDLE_RAMP at a time, the next one when one is held */
     struct lg_conn *conns;
     struct lg_stats st;
     char first_err[LG_E_MAX][200];
@@ -131,6 +134,7 @@ static struct lg_opts g_opt;
 static atomic_int g_stop;
 static atomic_uint_fast64_t g_claimed;
 static atomic_int g_ready, g_go; /* workers primed / clock started */
+static atomic_int g_held;        /* idle mode: connections admitted and now held open */
 static uint64_t g_end_ns;
 static unsigned char *g_pat; /* bulk pattern: byte at stream offset i is i % PAT_PERIOD */
 
@@ -517,6 +521,46 @@ check_len:
     return c->got == c->need;
 }
 
+/*
+ * Idle mode: the connection was admitted (its echo came back); it now stays open with only EPOLLIN
+ * registered, so the loop sees a server that closes it. The line {"held":N} on stdout, once every slot
+ * is held, tells a harness that it may measure the server now. Returns 2 (nothing more to drive).
+ */
+static int conn_hold(struct lg_conn *c)
+{
+    struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+
+    c->st = ST_HOLD;
+    if (c->ev != EPOLLIN && epoll_ctl(c->w->ep, EPOLL_CTL_MOD, c->fd, &e) == 0)
+        c->ev = EPOLLIN;
+    if (c->w->next_open < c->w->nconn)
+        conn_open(&c->w->conns[c->w->next_open++]);
+    if (atomic_fetch_add(&g_held, 1) + 1 == g_opt.concurrency) {
+        printf("{\"held\":%d}\n", g_opt.concurrency);
+        fflush(stdout);
+    }
+    return 2;
+}
+
+/* A held connection woke up: a ticket (TLS 1.3 sends them after the handshake) is fine, data or a close is not. */
+static int step_hold(struct lg_conn *c, uint32_t *ev)
+{
+    unsigned char b[256];
+    int r, rc;
+
+    ssl_prep();
+    r = SSL_read(c->ssl, b, sizeof(b));
+    if (r > 0) {
+        conn_why(c, "%d unexpected bytes on a held connection", r);
+        rc = -LG_E_MISMATCH;
+    } else {
+        rc = ssl_wait(c, r, ev);
+    }
+    if (rc < 0)
+        atomic_fetch_sub(&g_held, 1); /* conn_fail counts it and opens a new one */
+    return rc;
+}
+
 /* A reply was verified: counts it and moves the slot on. Returns 1 to keep driving, 2 when recycled. */
 static int op_done(struct lg_conn *c)
 {
@@ -536,6 +580,8 @@ static int op_done(struct lg_conn *c)
         w->st.resumed += (uint64_t)reused;
         w->st.not_resumed += (uint64_t)!reused;
     }
+    if (g_opt.mode == LG_IDLE)
+        return conn_hold(c);
     if (g_opt.mode == LG_KEEPALIVE) {
         if (op_claim() == 0) {
             req_start(c, now);
@@ -640,6 +686,7 @@ static void conn_drive(struct lg_conn *c)
         case ST_WRITE: rc = step_write(c, &ev); break;
         case ST_READ: rc = step_read(c, &ev); break;
         case ST_BULK: rc = step_bulk(c, &ev); break;
+        case ST_HOLD: rc = step_hold(c, &ev); break;
         default: return;
         }
         if (rc != 1)
@@ -706,6 +753,13 @@ static int ctx_new(SSL_CTX **out)
          SSL_CTX_use_PrivateKey_file(ctx, g_opt.key, SSL_FILETYPE_PEM) != 1 ||
          SSL_CTX_check_private_key(ctx) != 1)) {
         fprintf(stderr, "loadgen: cannot load client certificate %s / key %s\n", g_opt.cert, g_opt.key);
+        goto out;
+    }
+    /* --cipher: a TLS 1.3 suite (TLS_...) or a TLS 1.2 cipher list; the client offers only that. */
+    if (g_opt.cipher != NULL &&
+        (strncmp(g_opt.cipher, "TLS_", 4) == 0 ? SSL_CTX_set_ciphersuites(ctx, g_opt.cipher)
+                                                : SSL_CTX_set_cipher_list(ctx, g_opt.cipher)) != 1) {
+        fprintf(stderr, "loadgen: OpenSSL does not know the cipher %s\n", g_opt.cipher);
         goto out;
     }
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -801,7 +855,8 @@ static void *worker_main(void *arg)
     atomic_fetch_add(&g_ready, 1);
     while (!atomic_load(&g_go) && !atomic_load(&g_stop))
         nanosleep(&ms, NULL);
-    for (i = 0; i < w->nconn && w->rc == 0; i++)
+    w->next_open = g_opt.mode == LG_IDLE && w->nconn > IDLE_RAMP ? IDLE_RAMP : w->nconn;
+    for (i = 0; i < w->next_open && w->rc == 0; i++)
         conn_open(&w->conns[i]);
     if (w->rc == 0)
         w->rc = worker_loop(w, 0);
@@ -907,7 +962,7 @@ static int parse_args(int argc, char **argv)
         { "threads", 1, 0, 'T' }, { "duration", 1, 0, 'd' }, { "count", 1, 0, 'N' },
         { "payload", 1, 0, 'p' }, { "echo-bytes", 1, 0, 'e' }, { "expect", 1, 0, 'x' },
         { "servername", 1, 0, 's' }, { "timeout", 1, 0, 'o' }, { "json", 0, 0, 'j' },
-        { "allow-remote", 0, 0, 'R' }, { 0, 0, 0, 0 }
+        { "allow-remote", 0, 0, 'R' }, { "cipher", 1, 0, 'P' }, { 0, 0, 0, 0 }
     };
     const char *payload = NULL, *expect = NULL;
     double v = 0, conc = 0, echo = 0;
@@ -923,6 +978,7 @@ static int parse_args(int argc, char **argv)
         case 'C': g_opt.cert = optarg; break;
         case 'K': g_opt.key = optarg; break;
         case 's': g_opt.servername = optarg; break;
+        case 'P': g_opt.cipher = optarg; break;
         case 'x': expect = optarg; break;
         case 'p': payload = optarg; break;
         case 'j': g_opt.json = 1; break;
@@ -932,10 +988,10 @@ static int parse_args(int argc, char **argv)
             bad = g_opt.tls < 0;
             break;
         case 'm':
-            for (k = 0; k < 4 && strcmp(optarg, mode_names[k]) != 0; k++)
+            for (k = 0; k < LG_MODE_MAX && strcmp(optarg, mode_names[k]) != 0; k++)
                 ;
             g_opt.mode = (enum lg_mode)k;
-            bad = k == 4;
+            bad = k == LG_MODE_MAX;
             break;
         case 'n': bad = parse_num(optarg, 1, 18000, &conc); break;
         case 'T': bad = parse_num(optarg, 1, 64, &v); g_opt.threads = (int)v; break;
@@ -951,12 +1007,15 @@ static int parse_args(int argc, char **argv)
     if (bad || optind != argc || g_opt.connect == NULL || g_opt.ca == NULL ||
         (g_opt.cert == NULL) != (g_opt.key == NULL) || (payload != NULL && echo != 0) ||
         (g_opt.expect != NULL && (g_opt.expect_len == 0 || g_opt.expect_len > REPLY_CAP / 2)) ||
-        (g_opt.mode == LG_BULK && g_opt.count != 0)) {
+        ((g_opt.mode == LG_BULK || g_opt.mode == LG_IDLE) && g_opt.count != 0)) {
         fprintf(stderr,
                 "usage: loadgen --connect ADDR:PORT --ca ROOT.pem [--cert C --key K] [--tls 1.2|1.3]\n"
-                "  [--mode full|resume|keepalive|bulk] [--concurrency N] [--threads N]\n"
+                "  [--mode full|resume|keepalive|bulk|idle] [--concurrency N] [--threads N]\n"
                 "  [--duration S | --count N (not bulk)] [--payload STR | --echo-bytes N]\n"
                 "  [--expect PREFIX] [--servername NAME] [--timeout S] [--json] [--allow-remote]\n"
+                "  [--cipher TLS_SUITE|TLS1.2-CIPHER-LIST]\n"
+                "idle: each connection is admitted (one echo), then held until the end; {\"held\":N}\n"
+                "  is printed once all N are held (measure the server then).\n"
                 "Without --expect the reply must equal the payload (echo backend).\n"
                 "Exit: 0 no errors, 1 errors or no success, 2 usage or setup failure.\n");
         return -1;

@@ -1,20 +1,28 @@
 #!/usr/bin/python3
-"""Benchmark runner: hsmgate with its key in SoftHSM beside hsmgate with its key in a PEM file, same
-certificates, same load generator (tests/bench/loadgen.c, on OpenSSL), same machine, same run.
+"""Benchmark runner: hsmgate (key in SoftHSM, key in a PEM file) beside nginx (stream and http modules),
+HAProxy and stunnel from Debian's packages, on the same machine, in the same run, with the same
+certificates and the same load generator (tests/bench/loadgen.c, on OpenSSL).
 
-  tests/bench/run.py [--quick] [--out build/bench] [--only SCENARIO[,SCENARIO...]]
+  tests/bench/run.py [--quick] [--build build/release] [--out build/bench] [--only SCENARIO[,...]]
+                     [--systems SYSTEM[,...]] [--idle-conns N] [--pol-count N]
 
-Scenarios so far (the peers nginx/HAProxy/stunnel and the other scenarios join with the benchmarks issue):
-  full_handshake  full two-way TLS 1.3 handshakes per second (ECDSA P-256 server key), and server CPU per handshake
-  hsm_sign        P-256 signatures per second through the pkcs11 layer, 1 and 2 threads
-  policy          admission policies: full-handshake rate with 1,000,000 revoked serials in the store vs none;
-                  snapshot build + publish time and memory at 1,000,000; latency from a change's
-                  acknowledgement (`hsmgate revoke` returns) to its enforcement on the next handshake
+Scenarios (compare.py holds the first five, peers.py the systems):
+  full_handshake      full two-way handshakes/s and server CPU per handshake, TLS 1.3/1.2, P-256/RSA-2048
+  resume              resumed handshakes/s (tickets / PSK), TLS 1.3/1.2
+  keepalive           HTTPS requests/s and latency on keep-alive connections (https listener)
+  bulk                MB/s through a tcp listener, AES-128-GCM and ChaCha20-Poly1305
+  idle                resident memory per idle established mutual-TLS connection
+  revocation_scale    full-handshake rate with 0, 100,000 and 1,000,000 revoked serials (hsmgate only)
+  revocation_latency  admin API revocation acknowledged -> first refused handshake, -> live connection closed
+  hsm_sign            signatures per second through the pkcs11 layer, 1 and 2 threads, P-256 and RSA-2048
+  policy              the admission policies' deep dive (snapshot build, memory, CLI change -> enforcement)
 
 With --only, results go to results-SCENARIO.json / .md beside results.json (which a full run writes).
+Charts (PNG, gnuplot) are drawn by charts.py from the JSON.
 
-Each figure is the median of several runs. Server CPU is utime+stime of the server process (all its
-threads, SoftHSM included: it runs in-process) from /proc, before and after the run.
+Each figure is the median of several runs. Server CPU is utime+stime of all the server's processes
+(nginx: master and workers; hsmgate: all its threads, SoftHSM included: it runs in-process) from /proc,
+before and after the run.
 """
 import argparse
 import json
@@ -37,14 +45,28 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import conftest  # noqa: E402
 from conftest import Gateway, Pki, free_port, run  # noqa: E402  (shared PKI and process helpers)
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import compare  # noqa: E402
+import peers  # noqa: E402
+import revocation  # noqa: E402
+import report  # noqa: E402
+
+# set by main() from --build
 B = ROOT / "build" / "release"
-LOADGEN = B / "tests" / "loadgen"
-ECHOD = B / "tests" / "echod"
-HSM_BENCH = B / "tests" / "hsm_bench"
-POL_FILL = B / "tests" / "pol_fill"
-TEST_POL_SNAPSHOT = B / "tests" / "test_pol_snapshot"
-SCENARIOS = ("full_handshake", "hsm_sign", "policy")
+LOADGEN = ECHOD = HSM_BENCH = POL_FILL = TEST_POL_SNAPSHOT = None
+SCENARIOS = ("full_handshake", "resume", "keepalive", "bulk", "idle", "revocation_scale", "revocation_latency",
+             "hsm_sign", "policy")
+SYSTEMS = (compare.HSM, compare.PEM) + compare.PEERS
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def set_build(build):
+    global B, LOADGEN, ECHOD, HSM_BENCH, POL_FILL, TEST_POL_SNAPSHOT
+    B = pathlib.Path(build).resolve()
+    LOADGEN, ECHOD = B / "tests" / "loadgen", B / "tests" / "echod"
+    HSM_BENCH, POL_FILL = B / "tests" / "hsm_bench", B / "tests" / "pol_fill"
+    TEST_POL_SNAPSHOT = B / "tests" / "test_pol_snapshot"
+    conftest.BIN = str(B / "hsmgate")
 
 
 def cpu_seconds(pid):
@@ -87,48 +109,32 @@ def bench_gateway(tmp, name, token, listener, **top):
     return g
 
 
-def scenario_full_handshake(ctx, results):
-    pki, t, tmp, client, echo_port = ctx["pki"], ctx["token"], ctx["tmp"], ctx["client"], ctx["echo_port"]
-    runs, seconds, concurrency = ctx["runs"], ctx["seconds"], ctx["concurrency"]
-    # the same server identity with its key in a file, for the comparison
-    fkey, fcsr, fcert = tmp / "server-file.key", tmp / "server-file.csr", tmp / "server-file.pem"
-    run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(fkey),
-         "-out", str(fcsr), "-subj", "/CN=localhost"])
+def file_server(ctx, keytype):
+    """The same server identity as the HSM's, with its key in a PEM file (for hsmgate-PEM and the peers)."""
+    pki, t, tmp = ctx["pki"], ctx["token"], ctx["tmp"]
+    fkey, fcsr, fcert = tmp / f"server-file-{keytype}.key", tmp / f"server-file-{keytype}.csr", \
+        tmp / f"server-file-{keytype}.pem"
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if keytype == "ec256" else ["-newkey", "rsa:2048"]
+    run(["openssl", "req", "-new", *newkey, "-nodes", "-keyout", str(fkey), "-out", str(fcsr), "-subj", "/CN=localhost"])
     t.pki("client", "--ca-key", t.uri("root"), "--ca-cert", str(pki.root), "--csr", str(fcsr), "--eku", "serverAuth",
           "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--out", str(fcert))
-    hsm_uri, hsm_cert = pki.servers["ec256"]
-    for system, key, cert in (("hsmgate (key in SoftHSM)", hsm_uri, hsm_cert),
-                              ("hsmgate (key in PEM file)", str(fkey), str(fcert))):
-        g = bench_gateway(tmp, system.replace(" ", "_").replace("(", "").replace(")", ""), t,
-                          dict(name="bench", type="tcp", auth="two-way", certificate=cert, key=key,
-                               client_ca=pki.root, backends=[f"127.0.0.1:{echo_port}"]))
-        g.start()
-        try:
-            loadgen(g.port("bench"), pki, client, 2, concurrency)  # warm-up
-            rates, cpus = [], []
-            for _ in range(runs):
-                m = measure_gateway(g, pki, client, seconds, concurrency)
-                rates.append(m["rate"])
-                cpus.append(m["cpu_us"])
-                print(f"{system}: {m}", file=sys.stderr)
-            results.append(summarise("full_handshake_tls13_p256_mtls", system, "handshakes_per_s", "1/s", rates))
-            results.append(summarise("full_handshake_tls13_p256_mtls", system, "server_cpu_per_handshake", "us", cpus))
-        finally:
-            g.stop()
+    return fkey, fcert
 
 
 def scenario_hsm_sign(ctx, results):
     t, runs, seconds = ctx["token"], ctx["runs"], ctx["seconds"]
-    for threads in (1, 2):
-        vals = []
-        for _ in range(runs):
-            r = run([str(HSM_BENCH), t.module, f"file:{t.pin_file}", t.uri("server-ec256"), str(threads),
-                     str(seconds)], env=t.env)
-            m = re.search(r"([0-9.]+) signs/s total", r.stdout.decode())
-            if m is None:
-                raise SystemExit(f"hsm_bench printed no total: {r.stdout.decode()}")
-            vals.append(float(m.group(1)))
-        results.append(summarise(f"hsm_sign_p256_{threads}t", "pkcs11 layer + SoftHSM", "signs_per_s", "1/s", vals))
+    for key, tag in (("server-ec256", "p256"), ("server-rsa2048", "rsa2048")):
+        for threads in (1, 2):
+            vals = []
+            for _ in range(runs):
+                r = run([str(HSM_BENCH), t.module, f"file:{t.pin_file}", t.uri(key), str(threads),
+                         str(seconds)], env=t.env)
+                m = re.search(r"([0-9.]+) signs/s total", r.stdout.decode())
+                if m is None:
+                    raise SystemExit(f"hsm_bench printed no total: {r.stdout.decode()}")
+                vals.append(float(m.group(1)))
+            results.append(summarise(f"hsm_sign_{tag}_{threads}t", "pkcs11 layer + SoftHSM", "signs_per_s", "1/s",
+                                     vals))
 
 
 # ------------------------------------------------------------------------------------------ policy
@@ -452,29 +458,58 @@ def scenario_policy(ctx, results):
     ctx["policy_table"] = "\n".join(lines)   # printed at the end of the run, after the summary table
 
 
-def fmt(v):
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+def raise_nofile():
+    """Soft RLIMIT_NOFILE up to the hard limit, inherited by every server and tool started from here."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def terminate(*_):
+    """SIGTERM: KeyboardInterrupt, which the per-scenario error handling lets through."""
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--build", default=str(ROOT / "build" / "release"),
+                    help="the build directory holding hsmgate and tests/ (make FLAVOUR=X all bench-tools)")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
     ap.add_argument("--only", default=",".join(SCENARIOS),
                     help="comma-separated scenarios among " + ", ".join(SCENARIOS) + " (default: all)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated among " + ", ".join(SYSTEMS))
+    ap.add_argument("--idle-conns", type=int, default=0, help="idle: connections held (default 9,500; quick 2,000)")
     ap.add_argument("--pol-count", type=int, default=1000000, help="policy: revocations in the big store")
     args = ap.parse_args()
+    # SIGTERM unwinds like an exception, so every server started so far is stopped by the finally blocks
+    signal.signal(signal.SIGTERM, terminate)
+    set_build(args.build)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     for x in only:
         if x not in SCENARIOS:
             raise SystemExit(f"unknown scenario {x!r}: choose among {', '.join(SCENARIOS)}")
-    runs, seconds, concurrency = (1, 5, 32) if args.quick else (3, 10, 32)
+    chosen = [x.strip() for x in args.systems.split(",") if x.strip()]
+    for x in chosen:
+        if x not in SYSTEMS:
+            raise SystemExit(f"unknown system {x!r}: choose among {', '.join(SYSTEMS)}")
+    runs, seconds, concurrency = (1, 3, 32) if args.quick else (3, 10, 32)
+    hard = raise_nofile()
+    # a proxy holds two descriptors per connection (client, backend) and the hard limit is per process
+    idle_conns = args.idle_conns or (2000 if args.quick else min(9500, (hard - 400) // 2))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tools = [LOADGEN, ECHOD, HSM_BENCH, B / "hsmgate"] + ([POL_FILL] if "policy" in only else [])
+    httpd = B / "tests" / "httpd"
+    tools = [LOADGEN, ECHOD, httpd, HSM_BENCH, B / "hsmgate"] + ([POL_FILL] if {"policy", "revocation_scale"} & set(only)
+                                                                  else [])
     for tool in tools:
         if not tool.exists():
-            raise SystemExit(f"{tool} is missing: run `make bench-tools all`")
+            raise SystemExit(f"{tool} is missing: run `make FLAVOUR=... all bench-tools` (--build {B})")
+    for p in compare.PEERS:
+        if p in chosen and not peers.available(p):
+            print(f"run.py: {p} is not installed (.ci/deps.sh bench): left out", file=sys.stderr)
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="hsmgate-bench-"))
     # One binary for the whole run, even if the tree is rebuilt meanwhile (the gateways and the CLI exec it)
@@ -482,35 +517,54 @@ def main():
     conftest.BIN = str(tmp / "hsmgate")
     pki = Pki(tmp / "pki")
     client = pki.client("bench")
-    echo_port = free_port()
+    echo_port, http_port = free_port(), free_port()
     echod = subprocess.Popen([str(ECHOD), str(echo_port)])
-    ctx = {"pki": pki, "token": pki.token, "tmp": tmp, "client": client, "echo_port": echo_port, "runs": runs,
-           "seconds": seconds, "concurrency": concurrency, "quick": args.quick, "pol_count": args.pol_count}
+    httpd_p = subprocess.Popen([str(httpd), str(http_port)])
+    ctx = {"pki": pki, "token": pki.token, "tmp": tmp, "client": client, "echo_port": echo_port,
+           "http_port": http_port, "runs": runs, "seconds": seconds, "concurrency": concurrency, "quick": args.quick,
+           "pol_count": args.pol_count, "systems": chosen, "idle_conns": idle_conns,
+           "bin": {"loadgen": LOADGEN, "hsmgate": conftest.BIN, "pol_fill": POL_FILL}}
+    ctx["file_servers"] = {k: file_server(ctx, k) for k in ("ec256", "rsa2048")}
     results = []
+    t_start = time.time()
     try:
         time.sleep(0.2)
         for name in SCENARIOS:
-            if name in only:
-                globals()[f"scenario_{name}"](ctx, results)
+            if name not in only:
+                continue
+            t0 = time.time()
+            print(f"== {name}", file=sys.stderr)
+            fn = getattr(compare, f"scenario_{name}", None) or getattr(revocation, f"scenario_{name}", None) \
+                or globals()[f"scenario_{name}"]
+            try:
+                fn(ctx, results)
+            except (SystemExit, AssertionError, subprocess.SubprocessError, OSError) as e:
+                # one broken scenario must not lose the others' numbers
+                print(f"run.py: scenario {name} failed: {e}", file=sys.stderr)
+                results.append({"name": name, "system": "-", "metric": "scenario_failed", "unit": "", "runs": 0,
+                                "min": 0, "median": 0, "max": 0, "value": 0, "note": str(e)[:500]})
+            print(f"== {name}: {time.time() - t0:.0f} s", file=sys.stderr)
     finally:
-        echod.send_signal(signal.SIGTERM)
-        echod.wait()
+        for p in (echod, httpd_p):
+            p.send_signal(signal.SIGTERM)
+            p.wait()
 
     meta = {"machine": platform.node(), "cpus": os.cpu_count(), "kernel": platform.release(),
+            "cpu_model": next((l.split(":", 1)[1].strip() for l in pathlib.Path("/proc/cpuinfo").read_text()
+                               .splitlines() if l.startswith("model name")), "?"),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs, "seconds": seconds,
-            "concurrency": concurrency, "scenarios": only, "loadavg_at_end": os.getloadavg()}
+            "concurrency": concurrency, "quick": args.quick, "idle_conns": idle_conns, "scenarios": only,
+            "systems": chosen, "workers": peers.WORKERS, "nofile_hard_limit": hard,
+            "versions": dict(peers.versions(), hsmgate=subprocess.run(
+                ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True).stdout.decode().strip()),
+            "duration_s": round(time.time() - t_start), "loadavg_at_end": os.getloadavg(),
+            "configs": "the peers' generated configs are kept under " + str(tmp)}
     doc = {"meta": meta, "results": results}
-    if "policy" in ctx:
-        doc["policy"] = ctx["policy"]
+    for k in ("policy", "revocation_latency", "raw"):
+        if k in ctx:
+            doc[k] = ctx[k]
     stem = "results" if set(only) == set(SCENARIOS) else "results-" + "-".join(only)
-    (out / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    lines = ["| scenario | system | metric | median | min | max | runs |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r['name']} | {r['system']} | {r['metric']} | {fmt(r['median'])} {r['unit']} | "
-                     f"{fmt(r['min'])} | {fmt(r['max'])} | {r['runs']} |")
-    extra = ("\n\n" + ctx["policy_table"]) if "policy_table" in ctx else ""
-    (out / f"{stem}.md").write_text("\n".join(lines) + extra + "\n\n" + json.dumps(meta) + "\n")
-    print("\n".join(lines) + extra)
+    report.write(out, stem, doc, ctx.get("policy_table", ""), tmp)
 
 
 if __name__ == "__main__":
