@@ -64,6 +64,7 @@ BENCH_BINS := $(B)/tests/loadgen $(B)/tests/hsm_bench $(B)/tests/echod $(B)/test
 # hsmgatectl, the admin API's client: its own folder, so the admin-api/*.c glob above leaves it out.
 CTL_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(wildcard admin-api/ctl/*.c))
 
+.PHONY: soak
 .PHONY: all deps wolfssl test unit fuzz fuzz-replay integration asan demo demo-clean clean distclean bench-tools bench valgrind
 all: $(B)/hsmgate $(SHIM) $(FSFAULT) $(B)/hsmgatectl
 
@@ -185,6 +186,14 @@ bench: deps
 	$(MAKE) wolfssl
 	$(MAKE) all bench-tools
 	/usr/bin/python3 tests/bench/run.py --build $(B) $(if $(QUICK),--quick)
+
+# A steady mixed load with revocations arriving for SOAK_MINUTES; reports RSS growth and errors
+# (tests/bench/soak.py; build/soak/report.md). Not part of `make test`.
+SOAK_MINUTES ?= 60
+soak: deps
+	$(MAKE) wolfssl
+	$(MAKE) all bench-tools
+	/usr/bin/python3 tests/bench/soak.py --minutes $(SOAK_MINUTES) --build $(B)
 
 demo: deps
 	$(MAKE) wolfssl

@@ -70,6 +70,7 @@ static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
         { "hsmgate_connections_accepted_total", "counter", "Client connections accepted." },
         { "hsmgate_connections_active", "gauge", "Client connections open now." },
         { "hsmgate_connections_rejected_capacity_total", "counter", "Connections closed at once: a connection cap was reached." },
+        { "hsmgate_connections_rejected_per_address_total", "counter", "Connections closed at once: their client address was over max_connections_per_address or max_handshakes_per_address." },
         { "hsmgate_handshakes_total", "counter", "TLS handshakes by result and, for failures, reason." },
         { "hsmgate_resumptions_total", "counter", "Handshakes that resumed a session (ticket, session ID or PSK)." },
         { "hsmgate_backend_failures_total", "counter", "Connections whose backends could not be reached." },
@@ -90,7 +91,9 @@ static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
                 fprintf(f, "\"} %u\n", atomic_load(&st->active)); break;
             case 2: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->rejected_cap)); break;
-            case 3:
+            case 3: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->rejected_addr)); break;
+            case 4:
                 fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\",result=\"ok\",reason=\"\"} %llu\n", (unsigned long long)atomic_load(&st->handshakes_ok));
                 for (unsigned r = 0; r < GW_HS_REASONS; r++) {
@@ -101,26 +104,26 @@ static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
                     fprintf(f, "\",result=\"failed\",reason=\"%s\"} %llu\n", gw_hs_reason_name(r), n);
                 }
                 break;
-            case 4: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
-                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->resumed)); break;
             case 5: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->resumed)); break;
+            case 6: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->backend_failed)); break;
-            case 6:
+            case 7:
                 fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\",direction=\"in\"} %llu\n", (unsigned long long)atomic_load(&st->bytes_in));
                 fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\",direction=\"out\"} %llu\n", (unsigned long long)atomic_load(&st->bytes_out));
                 break;
-            case 7:
+            case 8:
                 for (unsigned r = 1; r < POL_REASON_COUNT; r++) {
                     unsigned long long n = atomic_load(&st->policy_refused[r]);
                     fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                     fprintf(f, "\",reason=\"%s\"} %llu\n", pol_reason_name((enum pol_reason)r), n);
                 }
                 break;
-            case 8: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
-                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->policy_closed)); break;
             case 9: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
+                fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->policy_closed)); break;
+            case 10: fprintf(f, "%s{listener=\"", heads[h].name); label(f, ln);
                 fprintf(f, "\"} %llu\n", (unsigned long long)atomic_load(&st->admin_closed)); break;
             }
         }

@@ -775,11 +775,12 @@ static int parse_listeners(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
 
 static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"hsm", "log", "workers", "max_connections", "drain_timeout",
-                                       "pid_file", "user", "group", "allow_root", "policy_store", "policies",
-                                       "admin", "listeners"};
-    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_DRAIN, TK_PID, TK_USER, TK_GROUP, TK_ALLOW_ROOT, TK_STORE,
-           TK_POLICIES, TK_ADMIN, TK_LISTENERS, TK_COUNT };
+    static const char *const keys[] = {"hsm", "log", "workers", "max_connections", "max_connections_per_address",
+                                       "max_handshakes_per_address", "max_handshake_rate_per_address",
+                                       "drain_timeout", "pid_file", "user", "group", "allow_root", "policy_store",
+                                       "policies", "admin", "listeners"};
+    enum { TK_HSM, TK_LOG, TK_WORKERS, TK_MAXCONN, TK_MAXCONN_ADDR, TK_MAXHS_ADDR, TK_RATE_ADDR, TK_DRAIN, TK_PID,
+           TK_USER, TK_GROUP, TK_ALLOW_ROOT, TK_STORE, TK_POLICIES, TK_ADMIN, TK_LISTENERS, TK_COUNT };
     struct gw_cfg_keyslot s[TK_COUNT];
     struct gw_config *cfg = c->cfg;
 
@@ -800,6 +801,19 @@ static int parse_top(struct gw_cfg_ctx *c, const yaml_node_t *root)
         return -1;
     if (s[TK_MAXCONN].val != NULL && gw_cfg_get_uint(c, "", "max_connections", s[TK_MAXCONN].val, 1,
                                                      GW_MAX_CONNECTIONS, &cfg->max_connections) < 0)
+        return -1;
+    /* 0: no limit for the address (the global and listener caps still hold). */
+    if (s[TK_MAXCONN_ADDR].val != NULL &&
+        gw_cfg_get_uint(c, "", "max_connections_per_address", s[TK_MAXCONN_ADDR].val, 0, GW_MAX_CONNECTIONS,
+                        &cfg->max_connections_per_address) < 0)
+        return -1;
+    if (s[TK_MAXHS_ADDR].val != NULL &&
+        gw_cfg_get_uint(c, "", "max_handshakes_per_address", s[TK_MAXHS_ADDR].val, 0, GW_MAX_CONNECTIONS,
+                        &cfg->max_handshakes_per_address) < 0)
+        return -1;
+    if (s[TK_RATE_ADDR].val != NULL &&
+        gw_cfg_get_uint(c, "", "max_handshake_rate_per_address", s[TK_RATE_ADDR].val, 0, 1000000,
+                        &cfg->max_handshake_rate_per_address) < 0)
         return -1;
     if (s[TK_DRAIN].val != NULL &&
         gw_cfg_get_duration(c, "", "drain_timeout", s[TK_DRAIN].val, &cfg->drain_timeout_ms) < 0)
@@ -1017,6 +1031,7 @@ int gw_config_parse(const char *name, const char *buf, size_t len, struct gw_con
         goto out;
     }
     c.cfg->max_connections = 10000;
+    c.cfg->max_handshakes_per_address = 256;
     c.cfg->drain_timeout_ms = 30000;
     c.cfg->log_facility = LOG_DAEMON;
     c.cfg->path = strdup(c.name);

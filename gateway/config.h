@@ -142,6 +142,10 @@ struct gw_config {
     char *hsm_pin;              int hsm_pin_line;       /* pin source: "file:/path" or "env:NAME"; may be NULL */
     unsigned workers;           /* 0 in the file = one per core (resolved by the caller) */
     unsigned max_connections;   /* global cap, default 10000 */
+    unsigned max_connections_per_address;   /* open connections one client address may hold; 0 (default): no limit */
+    unsigned max_handshakes_per_address;    /* unfinished handshakes one address may hold; default 256, 0: no limit */
+    unsigned max_handshake_rate_per_address;    /* new connections a second from one address (burst: twice);
+                                                 * 0 (default): no limit */
     unsigned drain_timeout_ms;  /* SIGTERM: how long to wait for connections, default 30000 */
     char *log_level;            /* "error" | "warning" | "info" | "debug"; default "info" */
     char *access_log;           /* path, "-" for stdout, NULL for off; default "-" */

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,9 @@ void gw_conn_close(struct gw_conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     atomic_fetch_sub(&w->srv->active, 1);
+    if (c->akey_held)
+        gw_addrlim_leave(w->srv->addrlim, &c->akey, c->akey_handshaking);
+    c->akey_held = c->akey_handshaking = 0;
     if (c->counted_listener)
         atomic_fetch_sub(&c->l->stats->active, 1);
     atomic_fetch_add(&c->l->stats->bytes_in, c->bytes_in);
@@ -249,6 +253,34 @@ void gw_conn_fail(struct gw_conn *c, const char *result, const char *reason)
     gw_conn_close(c);
 }
 
+/* A connection refused for its address: one log line a second at most (a flood would flood the log). */
+static void addr_refused(const struct gw_listener *l, const struct gw_addrkey *key, enum gw_addrlim_result why,
+                         unsigned limit)
+{
+    static _Atomic uint64_t next_ms;
+    static atomic_uint_fast64_t quiet;
+    uint64_t now = gw_now_ms(), next = atomic_load(&next_ms);
+    if (now < next || !atomic_compare_exchange_strong(&next_ms, &next, now + 1000)) {
+        atomic_fetch_add(&quiet, 1);
+        return;
+    }
+    char addr[64], more[80] = "";
+    uint64_t n = atomic_exchange(&quiet, 0);
+    gw_addrlim_key_text(key, addr, sizeof(addr));
+    if (n > 0)
+        snprintf(more, sizeof(more), "; %llu more refused since the last such line", (unsigned long long)n);
+    if (why == GW_ADDRLIM_NOMEM)
+        gw_log(LOG_WARNING, "listener %s: connection from %s closed: out of memory for the per-address counts%s",
+               l->cfg->name, addr, more);
+    else if (why == GW_ADDRLIM_RATE)
+        gw_log(LOG_WARNING, "listener %s: connection from %s closed: the address starts more than %u a second "
+               "(max_handshake_rate_per_address)%s", l->cfg->name, addr, limit, more);
+    else
+        gw_log(LOG_WARNING, "listener %s: connection from %s closed: the address holds %u %s (%s)%s", l->cfg->name,
+               addr, limit, why == GW_ADDRLIM_CONNECTIONS ? "connections" : "unfinished handshakes",
+               why == GW_ADDRLIM_CONNECTIONS ? "max_connections_per_address" : "max_handshakes_per_address", more);
+}
+
 void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const struct sockaddr_storage *peer,
                     socklen_t peerlen)
 {
@@ -264,12 +296,37 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd, const st
         close(fd);
         return;
     }
+    struct gw_addrkey akey;
+    enum gw_addrlim_result lim = GW_ADDRLIM_OK;
+    struct gw_addrlim_limits limits = { atomic_load(&srv->max_conns_per_addr), atomic_load(&srv->max_hs_per_addr),
+                                        atomic_load(&srv->max_rate_per_addr) };
+    /* Counted always (when the table exists), so that a reload that sets a limit finds the counts. */
+    int entered = 0;
+    if (srv->addrlim != NULL) {
+        lim = gw_addrlim_enter(srv->addrlim, peer, &limits, w->now_ms, &akey);
+        entered = lim == GW_ADDRLIM_OK;
+    }
+    if (lim != GW_ADDRLIM_OK) {
+        atomic_fetch_sub(&srv->active, 1);
+        atomic_fetch_sub(&l->stats->active, 1);
+        atomic_fetch_add(&l->stats->rejected_addr, 1);
+        addr_refused(l, &akey, lim, lim == GW_ADDRLIM_CONNECTIONS ? limits.conns
+                                    : lim == GW_ADDRLIM_HANDSHAKES ? limits.handshakes : limits.rate);
+        close(fd);
+        return;
+    }
     struct gw_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         atomic_fetch_sub(&srv->active, 1);
         atomic_fetch_sub(&l->stats->active, 1);
+        if (entered)
+            gw_addrlim_leave(srv->addrlim, &akey, 1);
         close(fd);
         return;
+    }
+    if (entered) {
+        c->akey = akey;
+        c->akey_held = c->akey_handshaking = 1;
     }
     c->ctag.kind = GW_TAG_CLIENT;
     c->btag.kind = GW_TAG_BACKEND;
@@ -663,6 +720,10 @@ static void handshake_step(struct gw_conn *c)
     int rc = wolfSSL_accept(c->ssl);
     if (rc == WOLFSSL_SUCCESS) {
         c->hs_done = 1;
+        if (c->akey_handshaking) {
+            gw_addrlim_handshake_done(c->w->srv->addrlim, &c->akey);
+            c->akey_handshaking = 0;
+        }
         if (resumed_admission(c) != 0)
             return;
         atomic_fetch_add(&c->l->stats->handshakes_ok, 1);

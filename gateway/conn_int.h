@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gateway/addrlim.h"
 #include "gateway/pool.h"
 #include "gateway/server.h"
 
@@ -43,6 +44,8 @@ struct gw_conn {
     unsigned c_read_wants_write : 1, c_write_wants_read : 1, c_write_wants_write : 1, c_hs_wants_write : 1;
     unsigned counted_listener : 1, closed : 1, hs_done : 1, admin_closed : 1;
     uint32_t pending_write;            /* length of a wolfSSL_write that must be retried as is */
+    struct gw_addrkey akey;            /* its client address in srv->addrlim */
+    unsigned akey_held : 1, akey_handshaking : 1;
     struct gw_buf c2b, b2c;
     uint64_t bytes_in, bytes_out;
     uint64_t started_ms, deadline_ms;

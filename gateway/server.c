@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/addrlim.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/server.h"
@@ -284,6 +285,8 @@ static void reload(struct gw_server *srv)
     const char *level = cfg->log_level;
     char *level_copy = level ? strdup(level) : NULL;
     unsigned max_conn = cfg->max_connections, drain = cfg->drain_timeout_ms;
+    unsigned max_ca = cfg->max_connections_per_address, max_ha = cfg->max_handshakes_per_address;
+    unsigned max_ra = cfg->max_handshake_rate_per_address;
     int to_syslog = cfg->log_syslog, facility = cfg->log_facility;
     struct gw_gen *g = NULL;
     if (gen_build(srv, cfg, 1, &g, err, sizeof(err)) != 0) {
@@ -297,6 +300,9 @@ static void reload(struct gw_server *srv)
     pthread_mutex_unlock(&srv->gen_mu);
     gw_health_publish(srv->health, g);
     srv->max_connections = max_conn;
+    atomic_store(&srv->max_conns_per_addr, max_ca);
+    atomic_store(&srv->max_hs_per_addr, max_ha);
+    atomic_store(&srv->max_rate_per_addr, max_ra);
     srv->drain_timeout_ms = drain;
     /* The workers judge their live connections again with the new rules: with the store as it is now
      * (a change another process just made may not have been polled yet). */
@@ -345,6 +351,7 @@ static void server_free(struct gw_server *srv)
     }
     gw_policy_close(srv);
     hsm_ctx_free(srv->hsm);
+    gw_addrlim_free(srv->addrlim);      /* after the workers: their connections were the last users */
     free(srv->config_path);
     free(srv);
 }
@@ -490,6 +497,13 @@ int gw_server_main(const char *config_path, int check_only)
     }
     srv->nworkers = cfg->workers ? cfg->workers : default_workers();
     srv->max_connections = cfg->max_connections;
+    atomic_store(&srv->max_conns_per_addr, cfg->max_connections_per_address);
+    atomic_store(&srv->max_hs_per_addr, cfg->max_handshakes_per_address);
+    atomic_store(&srv->max_rate_per_addr, cfg->max_handshake_rate_per_address);
+    if (!check_only && (srv->addrlim = gw_addrlim_new()) == NULL) {
+        fprintf(stderr, "hsmgate: out of memory\n");
+        goto out;
+    }
     srv->drain_timeout_ms = cfg->drain_timeout_ms;
     if (check_only && cfg->policy_store != NULL && access(cfg->policy_store, F_OK) != 0) {
         printf("%s: policy_store %s does not exist yet: the gateway creates it when it starts\n", config_path,

@@ -41,6 +41,7 @@ struct gw_listener_stats {
     atomic_uint_fast64_t resumed;
     atomic_uint_fast64_t backend_failed;
     atomic_uint_fast64_t rejected_cap;
+    atomic_uint_fast64_t rejected_addr;    /* closed at accept: the client address is over its limit */
     atomic_uint_fast64_t bytes_in;     /* client -> backend */
     atomic_uint_fast64_t bytes_out;    /* backend -> client */
     atomic_uint_fast64_t policy_refused[POL_REASON_COUNT];  /* by enum pol_reason: handshakes and resumptions */
@@ -101,6 +102,7 @@ struct gw_worker {
     struct gw_tag admtag;
     struct gw_conn_reg reg;            /* what other threads may see of conns (conn_reg.h) */
     atomic_uint_fast64_t beat_ms;      /* now_ms of its latest loop turn, for the watchdog (service.c) */
+    uint64_t addrlim_swept_ms;         /* worker 0: the last gw_addrlim_sweep */
 };
 
 struct gw_ltag {
@@ -134,6 +136,9 @@ struct gw_server {
     atomic_uint started;               /* workers whose HSM sessions and listening sockets are set up */
     atomic_uint active;                /* connections, all listeners */
     unsigned max_connections;
+    /* Per client address (addrlim.h): the table, and the limits in force (reload changes them). */
+    struct gw_addrlim *addrlim;
+    _Atomic unsigned max_conns_per_addr, max_hs_per_addr, max_rate_per_addr;
     unsigned drain_timeout_ms;
     struct gw_health *health;          /* the health-check thread (pool.h), started after the workers */
     /* Admission policies (policy_rt.c): the store, the live snapshot the workers read (reader i is

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/addrlim.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "pkcs11/hsm.h"
@@ -201,6 +202,11 @@ void *gw_worker_main(void *arg)
         if (w->now_ms - last_sweep >= SWEEP_MS) {
             last_sweep = w->now_ms;
             gw_conn_sweep(w, state == GW_STOPPING);
+            /* Worker 0 forgets the addresses whose rate bucket has filled up again (addrlim.h). */
+            if (w->index == 0 && srv->addrlim != NULL && w->now_ms - w->addrlim_swept_ms >= 1000) {
+                w->addrlim_swept_ms = w->now_ms;
+                gw_addrlim_sweep(srv->addrlim, atomic_load(&srv->max_rate_per_addr), w->now_ms);
+            }
             gw_conn_reg_refresh(w);
             if (!w->accepting && state == GW_RUNNING)
                 (void)listeners_register(w);

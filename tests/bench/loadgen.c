@@ -80,6 +80,7 @@ struct lg_opts {
     int tls; /* 0: 1.2 or 1.3, else 12 or 13 */
     enum lg_mode mode;
     int concurrency, threads, json, allow_remote;
+    struct sockaddr_in bind4;          /* --bind: the source address (IPv4 loopback only); sin_family 0: none */
     double duration, timeout; /* seconds; duration 0 means "until --count" */
     uint64_t count;           /* operations (successes + errors); 0 means none */
     unsigned char *payload;
@@ -299,6 +300,10 @@ static void conn_open(struct lg_conn *c)
         goto fail;
     /* Requests are small and latency is measured: do not let Nagle hold them. */
     (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    why = "bind";
+    if (g_opt.bind4.sin_family == AF_INET &&
+        bind(c->fd, (const struct sockaddr *)&g_opt.bind4, sizeof(g_opt.bind4)) != 0)
+        goto fail;
     why = "TLS object setup";
     c->ssl = SSL_new(c->w->ctx);
     if (c->ssl == NULL || SSL_set_app_data(c->ssl, c) != 1 || SSL_set_fd(c->ssl, c->fd) != 1)
@@ -962,7 +967,7 @@ static int parse_args(int argc, char **argv)
         { "threads", 1, 0, 'T' }, { "duration", 1, 0, 'd' }, { "count", 1, 0, 'N' },
         { "payload", 1, 0, 'p' }, { "echo-bytes", 1, 0, 'e' }, { "expect", 1, 0, 'x' },
         { "servername", 1, 0, 's' }, { "timeout", 1, 0, 'o' }, { "json", 0, 0, 'j' },
-        { "allow-remote", 0, 0, 'R' }, { "cipher", 1, 0, 'P' }, { 0, 0, 0, 0 }
+        { "allow-remote", 0, 0, 'R' }, { "cipher", 1, 0, 'P' }, { "bind", 1, 0, 'B' }, { 0, 0, 0, 0 }
     };
     const char *payload = NULL, *expect = NULL;
     double v = 0, conc = 0, echo = 0;
@@ -983,6 +988,12 @@ static int parse_args(int argc, char **argv)
         case 'p': payload = optarg; break;
         case 'j': g_opt.json = 1; break;
         case 'R': g_opt.allow_remote = 1; break;
+        case 'B':
+            /* A loopback source (127.0.0.2, ...): a second client address on one machine. */
+            g_opt.bind4.sin_family = AF_INET;
+            bad = inet_pton(AF_INET, optarg, &g_opt.bind4.sin_addr) != 1 ||
+                  ntohl(g_opt.bind4.sin_addr.s_addr) >> 24 != 127;
+            break;
         case 't':
             g_opt.tls = strcmp(optarg, "1.2") == 0 ? 12 : strcmp(optarg, "1.3") == 0 ? 13 : -1;
             bad = g_opt.tls < 0;
@@ -1013,6 +1024,7 @@ static int parse_args(int argc, char **argv)
                 "  [--mode full|resume|keepalive|bulk|idle] [--concurrency N] [--threads N]\n"
                 "  [--duration S | --count N (not bulk)] [--payload STR | --echo-bytes N]\n"
                 "  [--expect PREFIX] [--servername NAME] [--timeout S] [--json] [--allow-remote]\n"
+                "  [--bind 127.x.y.z]   source address (loopback): another client address on this machine\n"
                 "  [--cipher TLS_SUITE|TLS1.2-CIPHER-LIST]\n"
                 "idle: each connection is admitted (one echo), then held until the end; {\"held\":N}\n"
                 "  is printed once all N are held (measure the server then).\n"

@@ -16,6 +16,7 @@ Scenarios (compare.py holds the first five, peers.py the systems):
   revocation_latency  admin API revocation acknowledged -> first refused handshake, -> live connection closed
   hsm_sign            signatures per second through the pkcs11 layer, 1 and 2 threads, P-256 and RSA-2048
   policy              the admission policies' deep dive (snapshot build, memory, CLI change -> enforcement)
+  dos                 legitimate clients' handshake rate alone and under a slowloris + a handshake flood (dos.py)
 
 With --only, results go to results-SCENARIO.json / .md beside results.json (which a full run writes).
 Charts (PNG, gnuplot) are drawn by charts.py from the JSON.
@@ -49,13 +50,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import compare  # noqa: E402
 import peers  # noqa: E402
 import revocation  # noqa: E402
+import dos  # noqa: E402
 import report  # noqa: E402
 
 # set by main() from --build
 B = ROOT / "build" / "release"
 LOADGEN = ECHOD = HSM_BENCH = POL_FILL = TEST_POL_SNAPSHOT = None
 SCENARIOS = ("full_handshake", "resume", "keepalive", "bulk", "idle", "revocation_scale", "revocation_latency",
-             "hsm_sign", "policy")
+             "hsm_sign", "policy", "dos")
 SYSTEMS = (compare.HSM, compare.PEM) + compare.PEERS
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -535,6 +537,7 @@ def main():
             t0 = time.time()
             print(f"== {name}", file=sys.stderr)
             fn = getattr(compare, f"scenario_{name}", None) or getattr(revocation, f"scenario_{name}", None) \
+                or getattr(dos, f"scenario_{name}", None) \
                 or globals()[f"scenario_{name}"]
             try:
                 fn(ctx, results)

@@ -101,6 +101,43 @@ def test_two_way_client_cert_with_ca_flag(pki, gateway, echo):
     assert refusal_reason(g, "mtls") == "client_certificate_is_ca"
 
 
+def deep_chain(pki, tmp):
+    """A client certificate two intermediates below the root: root (HSM) -> int1 -> int2 -> leaf, the
+    intermediates' keys in files. Returns (chain file: leaf, int2, int1; leaf key)."""
+    def req(name, subj):
+        run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", str(tmp / f"{name}.key"), "-out", str(tmp / f"{name}.csr"), "-subj", subj])
+    req("int1", "/CN=deep int1/O=hsmgate tests")
+    t = pki.token
+    t.pki("client", "--ca-key", t.uri("root"), "--ca-cert", str(pki.root), "--csr", str(tmp / "int1.csr"),
+          "--ca", "--path-len", "3", "--eku", "none", "--out", str(tmp / "int1.pem"))
+    ca_ext, leaf_ext = tmp / "ca.ext", tmp / "leaf.ext"
+    ca_ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                      "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    leaf_ext.write_text("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                        "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    req("int2", "/CN=deep int2/O=hsmgate tests")
+    run(["openssl", "x509", "-req", "-in", str(tmp / "int2.csr"), "-CA", str(tmp / "int1.pem"), "-CAkey",
+         str(tmp / "int1.key"), "-CAcreateserial", "-days", "30", "-extfile", str(ca_ext), "-out", str(tmp / "int2.pem")])
+    req("leaf", "/CN=deep leaf/O=hsmgate tests")
+    run(["openssl", "x509", "-req", "-in", str(tmp / "leaf.csr"), "-CA", str(tmp / "int2.pem"), "-CAkey",
+         str(tmp / "int2.key"), "-CAcreateserial", "-days", "30", "-extfile", str(leaf_ext), "-out", str(tmp / "leaf.pem")])
+    chain = tmp / "chain.pem"
+    chain.write_text((tmp / "leaf.pem").read_text() + (tmp / "int2.pem").read_text() + (tmp / "int1.pem").read_text())
+    return chain, tmp / "leaf.key"
+
+
+def test_two_way_chain_too_deep(pki, gateway, echo, tmp_path):
+    """A chain deeper than the listener allows is refused (chain_too_long); the same chain within the
+    limit is admitted."""
+    chain = deep_chain(pki, tmp_path)
+    g = gateway([listener(pki, "shallow", echo.port, auth="two-way", verify_depth=2),
+                 listener(pki, "deep", echo.port, auth="two-way", verify_depth=4)])
+    refused(g.port("shallow"), client_ctx(pki, cert=chain, version="1.3"))
+    assert refusal_reason(g, "shallow") == "chain_too_long"
+    assert roundtrip(g.port("deep"), client_ctx(pki, cert=chain, version="1.3"))[0] == b"hello hsmgate\n"
+
+
 def test_optional_records_both(pki, gateway, echo):
     g = gateway([listener(pki, "opt", echo.port, auth="optional")])
     assert roundtrip(g.port("opt"), client_ctx(pki))[0] == b"hello hsmgate\n"

@@ -890,12 +890,37 @@ static void test_err_top_not_mapping(void **state)
     expect_err("just words\n", 1, "the configuration must be a mapping of settings, not a scalar");
 }
 
+/* Per-address limits (top level): defaults, values, ranges. */
+static void test_per_address_limits(void **state)
+{
+    struct gw_config *cfg;
+    (void)state;
+
+    cfg = parse_ok(L_HEAD);
+    assert_int_equal(cfg->max_connections_per_address, 0);     /* off by default: NAT'd clients */
+    assert_int_equal(cfg->max_handshakes_per_address, 256);
+    assert_int_equal(cfg->max_handshake_rate_per_address, 0);
+    gw_config_free(cfg);
+    cfg = parse_ok("max_connections_per_address: 100\nmax_handshakes_per_address: 0\n" L_HEAD);
+    assert_int_equal(cfg->max_connections_per_address, 100);
+    assert_int_equal(cfg->max_handshakes_per_address, 0);
+    gw_config_free(cfg);
+    cfg = parse_ok("max_handshake_rate_per_address: 20\n" L_HEAD);
+    assert_int_equal(cfg->max_handshake_rate_per_address, 20);
+    gw_config_free(cfg);
+    expect_err("max_handshakes_per_address: -1\n" L_HEAD, 1, "max_handshakes_per_address");
+    expect_err("max_handshake_rate_per_address: 2000000\n" L_HEAD, 1, "max_handshake_rate_per_address");
+    expect_err("max_connections_per_address: lots\n" L_HEAD, 1, "max_connections_per_address");
+}
+
 static void test_err_unknown_keys(void **state)
 {
     (void)state;
     expect_err("workers: 1\nworker: 2\n" L_HEAD, 2,
-               "unknown key \"worker\" (valid: hsm, log, workers, max_connections, drain_timeout, "
-               "pid_file, user, group, allow_root, policy_store, policies, admin, listeners)");
+               "unknown key \"worker\" (valid: hsm, log, workers, max_connections, max_connections_per_address, "
+               "max_handshakes_per_address, max_handshake_rate_per_address, drain_timeout, pid_file, user, group, allow_root, "
+               "policy_store, policies, "
+               "admin, listeners)");
     expect_err(L_HEAD "    authh: two-way\n", 7, "listener \"payments\": unknown key \"authh\" (valid: name, type, bind, auth,");
     expect_err("hsm:\n  module: /m.so\n  slot: 3\n" L_HEAD, 3, "hsm: unknown key \"slot\" (valid: module, pin)");
     expect_err("log: { level: info, format: json }\n" L_HEAD, 1, "log: unknown key \"format\" (valid: level, access_log, to, facility)");
@@ -1955,6 +1980,7 @@ int main(void)
         cmocka_unit_test(test_err_policies),
         cmocka_unit_test(test_admin_ca),
         cmocka_unit_test(test_admin_tls),
+        cmocka_unit_test(test_per_address_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
