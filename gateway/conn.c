@@ -41,6 +41,8 @@ static struct gw_conn *conn_of(struct gw_tag *tag)
     return (struct gw_conn *)((char *)tag - offsetof(struct gw_conn, btag));
 }
 
+static void buf_release(struct gw_worker *w, struct gw_buf *b);
+
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -77,6 +79,8 @@ int gw_conn_ep_set(struct gw_worker *w, int fd, struct gw_tag *tag, uint32_t *cu
 /* The fields every access-log line has: the connection and its TLS. known: the peer, when already read. */
 static json_t *access_line(struct gw_conn *c, const struct gw_peer_info *known)
 {
+    if (!gw_access_log_on())
+        return NULL; /* access_log: off - nothing to decode the client's certificate for */
     struct gw_peer_info pi;
     const char *version = "", *cipher = "";
     int resumed = 0;
@@ -193,8 +197,8 @@ void gw_conn_close(struct gw_conn *c)
         close(c->cfd);
     if (c->bfd >= 0)
         close(c->bfd);
-    free(c->c2b.data);
-    free(c->b2c.data);
+    buf_release(c->w, &c->c2b);
+    buf_release(c->w, &c->b2c);
     gw_tls_state_clear(&c->tls);
     if (c->prev)
         c->prev->next = c->next;
@@ -431,6 +435,55 @@ int gw_conn_backend_start(struct gw_conn *c)
 
 /* ---- proxying ---- */
 
+/* Proxy buffers (tcp listeners). An idle connection holds none: a direction with nothing pending
+ * borrows its worker's scratch buffer (one per direction, the worker being one thread) for the length
+ * of one pump, and only bytes still pending when the pump ends (back-pressure, a write wolfSSL must
+ * retry) move into a buffer of the connection's own, which the sweep gives back once it is empty.
+ * A buffer with data == NULL is empty, with GW_BUF_SIZE of space. */
+static int buf_lent(const struct gw_worker *w, const struct gw_buf *b)
+{
+    return b->data != NULL && (b->data == w->scratch[0] || b->data == w->scratch[1]);
+}
+
+static int buf_borrow(struct gw_worker *w, struct gw_buf *b, int which)
+{
+    if (b->data != NULL)
+        return 0;
+    if (w->scratch[which] == NULL && (w->scratch[which] = malloc(GW_BUF_SIZE)) == NULL)
+        return -1;
+    b->data = w->scratch[which];
+    b->start = b->end = 0;
+    return 0;
+}
+
+/* At the end of a pump: a borrowed buffer is given back, its pending bytes (if any) copied into one
+ * of the connection's own. Returns -1 when that allocation failed (the bytes are lost: close). */
+static int buf_settle(struct gw_worker *w, struct gw_buf *b)
+{
+    if (!buf_lent(w, b))
+        return 0;
+    uint32_t len = buf_len(b);
+    unsigned char *own = NULL;
+    if (len > 0) {
+        own = malloc(GW_BUF_SIZE);
+        if (own != NULL)
+            memcpy(own, b->data + b->start, len);
+    }
+    b->data = own;
+    b->start = 0;
+    b->end = own != NULL ? len : 0;
+    return len > 0 && own == NULL ? -1 : 0;
+}
+
+/* Frees a buffer of the connection's own; a borrowed one is only let go. */
+static void buf_release(struct gw_worker *w, struct gw_buf *b)
+{
+    if (!buf_lent(w, b))
+        free(b->data);
+    b->data = NULL;
+    b->start = b->end = 0;
+}
+
 static int update_interest(struct gw_conn *c)
 {
     if (c->http != NULL)
@@ -456,6 +509,10 @@ static int pump(struct gw_conn *c)
 {
     if (c->http != NULL)
         return gw_conn_http_pump(c);
+    if (buf_borrow(c->w, &c->c2b, 0) != 0 || buf_borrow(c->w, &c->b2c, 1) != 0) {
+        gw_conn_fail(c, "error", "out_of_memory");
+        return -1;
+    }
     int progress, moved = 0;
     do {
         progress = 0;
@@ -550,6 +607,10 @@ static int pump(struct gw_conn *c)
         }
         moved |= progress;
     } while (progress);
+    if (buf_settle(c->w, &c->c2b) != 0 || buf_settle(c->w, &c->b2c) != 0) {
+        gw_conn_fail(c, "error", "out_of_memory");
+        return -1;
+    }
     if (moved)
         c->deadline_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
     return update_interest(c);
@@ -561,13 +622,7 @@ static void enter_proxy(struct gw_conn *c)
         gw_conn_http_backend_up(c);
         return;
     }
-    c->c2b.data = malloc(GW_BUF_SIZE);
-    c->b2c.data = malloc(GW_BUF_SIZE);
-    if (c->c2b.data == NULL || c->b2c.data == NULL) {
-        gw_conn_fail(c, "error", "out_of_memory");
-        return;
-    }
-    c->state = CS_PROXY;
+    c->state = CS_PROXY; /* the buffers come with the first bytes (buf_borrow) */
     c->deadline_ms = c->w->now_ms + c->l->cfg->idle_timeout_ms;
     (void)pump(c);
 }
@@ -724,6 +779,7 @@ static void handshake_step(struct gw_conn *c)
             gw_addrlim_handshake_done(c->w->srv->addrlim, &c->akey);
             c->akey_handshaking = 0;
         }
+        gw_tls_handshake_done(c->ssl);
         if (resumed_admission(c) != 0)
             return;
         atomic_fetch_add(&c->l->stats->handshakes_ok, 1);
@@ -793,6 +849,13 @@ void gw_conn_sweep(struct gw_worker *w, int force)
     int draining = atomic_load(&w->srv->state) != GW_RUNNING;
     while (c != NULL) {
         struct gw_conn *next = c->next;
+        if (c->state == CS_PROXY && c->http == NULL) {
+            /* Drained since the last sweep: an idle connection keeps no buffer. */
+            if (c->c2b.data != NULL && buf_len(&c->c2b) == 0)
+                buf_release(w, &c->c2b);
+            if (c->b2c.data != NULL && buf_len(&c->b2c) == 0)
+                buf_release(w, &c->b2c);
+        }
         if (force) {
             gw_conn_fail(c, "closed", "shutdown");
         } else if (draining && c->http != NULL && c->state == CS_PROXY && gw_http_idle(c->http)) {

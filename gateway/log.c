@@ -145,6 +145,11 @@ void gw_access_log_close(void)
     (void)gw_access_log_open(NULL);
 }
 
+int gw_access_log_on(void)
+{
+    return atomic_load(&access_fd) >= 0;
+}
+
 void gw_access_log_write(json_t *obj)
 {
     if (obj == NULL)

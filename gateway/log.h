@@ -25,6 +25,8 @@ int gw_access_log_open(const char *path);
 void gw_access_log_close(void);
 /* Writes obj as one line and takes ownership of it (json_decref). */
 void gw_access_log_write(json_t *obj);
+/* Whether an access log is open: with none, callers need not build lines at all. */
+int gw_access_log_on(void);
 
 /* The current time as RFC 3339 UTC with milliseconds into buf (at least 32 bytes). */
 void gw_time_rfc3339(char *buf, size_t len);

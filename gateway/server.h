@@ -103,6 +103,7 @@ struct gw_worker {
     struct gw_conn_reg reg;            /* what other threads may see of conns (conn_reg.h) */
     atomic_uint_fast64_t beat_ms;      /* now_ms of its latest loop turn, for the watchdog (service.c) */
     uint64_t addrlim_swept_ms;         /* worker 0: the last gw_addrlim_sweep */
+    unsigned char *scratch[2];         /* tcp proxying: buffers a pump borrows (conn.c); freed at exit */
 };
 
 struct gw_ltag {

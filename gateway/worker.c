@@ -12,6 +12,7 @@
 #include "gateway/addrlim.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/tls.h"
 #include "pkcs11/hsm.h"
 
 #define SWEEP_MS 250
@@ -153,6 +154,7 @@ void *gw_worker_main(void *arg)
 {
     struct gw_worker *w = arg;
     struct gw_server *srv = w->srv;
+    gw_tls_thread_register();
     if (srv->hsm != NULL) {
         int rc = hsm_thread_attach(srv->hsm, w->index + 1, 1);
         if (rc != 0)
@@ -223,6 +225,9 @@ void *gw_worker_main(void *arg)
     listeners_unregister(w);
     free(w->ltags);
     w->ltags = NULL;
+    free(w->scratch[0]);
+    free(w->scratch[1]);
+    w->scratch[0] = w->scratch[1] = NULL;
     w->nltags = 0;
     gw_gen_unref(w->gen);
     w->gen = NULL;

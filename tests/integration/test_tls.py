@@ -270,6 +270,58 @@ def test_large_transfer_both_ways(pki, gateway, echo):
     assert bytes(got) == payload
 
 
+def test_stalled_reader_keeps_pending_bytes_across_sweeps(pki, gateway, echo):
+    """A tcp connection holds no proxy buffer while idle: bytes still pending when the client stops
+    reading move into a buffer of the connection's own, which the periodic sweep (every 250 ms) must
+    keep while it holds bytes and give back once drained; the connection then works as before."""
+    import select
+    g = gateway([listener(pki, "pub", echo.port)])
+    payload = bytes((i * 13 + 5) & 0xFF for i in range(4 * 1024 * 1024))
+    with socket.create_connection(("127.0.0.1", g.port("pub")), timeout=30) as raw:
+        with client_ctx(pki).wrap_socket(raw, server_hostname="localhost") as s:
+            s.setblocking(False)
+            sent = 0
+            # Write without reading until nothing more goes: every buffer on the way fills up.
+            idle_rounds = 0
+            while sent < len(payload) and idle_rounds < 3:
+                _, w, _ = select.select([], [s], [], 0.5)
+                if not w:
+                    idle_rounds += 1
+                    continue
+                try:
+                    sent += s.send(payload[sent:sent + 65536])
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    idle_rounds += 1
+            assert sent > 0
+            time.sleep(1.0)  # several sweeps while the gateway holds pending bytes
+            got = bytearray()
+            deadline = time.time() + 120
+            while len(got) < len(payload) and time.time() < deadline:
+                want_w = [s] if sent < len(payload) else []
+                r, w, _ = select.select([s], want_w, [], 1.0)
+                if w:
+                    try:
+                        sent += s.send(payload[sent:sent + 65536])
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pass
+                while True:
+                    try:
+                        chunk = s.recv(1 << 16)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        break
+                    if not chunk:
+                        break
+                    got.extend(chunk)
+            assert bytes(got) == payload
+            time.sleep(0.6)  # drained and idle: the sweep frees the buffers; the next bytes borrow again
+            s.setblocking(True)
+            s.sendall(b"after the sweep")
+            back = b""
+            while len(back) < len(b"after the sweep"):
+                back += s.recv(64)
+            assert back == b"after the sweep"
+
+
 def test_tls12_renegotiation_refused(pki, gateway, echo):
     """A client-initiated TLS 1.2 renegotiation gets an alert, never a second handshake."""
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way")])
