@@ -36,6 +36,7 @@
 #include "admin-api/adm_ca.h"
 #include "admin-api/adm_srv.h"
 #include "gateway/log.h"
+#include "gateway/tls.h"
 
 #define SERVER_MAGIC 0x61646d53u        /* "admS" */
 #define CALL_MAGIC 0x61646d43u          /* "admC" */
@@ -716,6 +717,7 @@ static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     if (s == NULL || s->magic != SERVER_MAGIC)
         return MHD_NO;
+    gw_tls_thread_register();   /* CSR and CRL signatures are checked here: wolfSSL's ECC cache */
     if (c == NULL) {
         c = calloc(1, sizeof(*c));
         if (c == NULL)

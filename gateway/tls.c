@@ -10,11 +10,13 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/x509.h>
 #include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "gateway/tls.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +46,44 @@ int gw_tls_global_init(void)
     return 0;
 }
 
+/* wolfSSL's fixed-point ECC cache (FP_ECC: on in this build) is per thread and is freed only by that
+ * thread calling wc_ecc_fp_free. It is bounded (FP_ENTRIES curves), so not a leak that grows, but a
+ * thread that ends without the call loses it: testssl under ASan found 4 MB lost at exit, built when
+ * its curve enumeration took the generic ECC path (P-384, P-521). Every thread that runs wolfSSL's ECC
+ * registers; the key's destructor frees its cache when the thread ends. */
+#ifdef FP_ECC
+static pthread_key_t fp_key;
+static pthread_once_t fp_once = PTHREAD_ONCE_INIT;
+static int fp_key_ok;
+
+static void fp_free(void *unused)
+{
+    (void)unused;
+    wc_ecc_fp_free();
+}
+
+static void fp_key_make(void)
+{
+    fp_key_ok = pthread_key_create(&fp_key, fp_free) == 0;
+}
+#endif
+
+void gw_tls_thread_register(void)
+{
+#ifdef FP_ECC
+    static char marker;
+    (void)pthread_once(&fp_once, fp_key_make);
+    if (fp_key_ok && pthread_getspecific(fp_key) == NULL)
+        (void)pthread_setspecific(fp_key, &marker);
+#endif
+}
+
 void gw_tls_global_cleanup(void)
 {
     gw_tickets_cleanup();
+#ifdef FP_ECC
+    wc_ecc_fp_free();   /* the main thread's own cache: it does not end by pthread_exit */
+#endif
     wolfSSL_Cleanup();
 }
 
@@ -474,6 +511,18 @@ void gw_tls_free(void *ssl)
         wolfSSL_free(ssl);
 }
 
+void gw_tls_handshake_done(void *ssl)
+{
+    /* wolfSSL frees what only the handshake needed when it ends, except, after a TLS 1.3 handshake in
+     * a build with post-handshake authentication (--enable-distro has it), ssl->arrays: the randoms,
+     * secrets and pre-master buffer, about 5 KB per connection for as long as it lives. Only
+     * post-handshake authentication, a later NewSessionTicket and keying-material export read them
+     * again; this gateway does none of them (its tickets went out before wolfSSL_accept succeeded),
+     * and wolfSSL takes post-handshake messages with arrays gone (DoTls13HandShakeMsg). */
+    if (ssl != NULL)
+        wolfSSL_FreeArrays(ssl);
+}
+
 /* ---- peer identity ---- */
 
 /* RFC 4514 2.4: escapes one attribute value into buf at *pos (truncating safely at len). */
@@ -535,8 +584,59 @@ static void hex(const unsigned char *in, size_t n, char *out, size_t cap, int up
     out[j] = '\0';
 }
 
+/* The same facts from the chain this connection was decided on (st->ident, decoded once by
+ * policies/cert.c, which prints names as name_rfc4514 does), when its leaf is the certificate wolfSSL
+ * holds. wolfSSL_get_peer_certificate would copy and decode the certificate again, twice, each time
+ * with its public key and a freshly seeded RNG: a quarter of the CPU of a resumed handshake, for the
+ * registry entry and again for the access-log line. Returns -1 where the result could differ
+ * (no chain in the session, another leaf, a name long enough to be cut short, a long serial): the
+ * caller then asks wolfSSL. */
+static int peer_info_from_ident(WOLFSSL *ssl, struct gw_peer_info *out)
+{
+    const struct gw_tls_state *st = state_of(ssl);
+    if (st == NULL || st->ident.n == 0 || st->ident.chain[0] == NULL)
+        return -1;
+    WOLFSSL_X509_CHAIN *chain = wolfSSL_get_peer_chain(ssl);
+    if (chain == NULL || wolfSSL_get_chain_count(chain) <= 0)
+        return -1; /* e.g. resumed with a ticket: wolfSSL has no certificate to show, and says so */
+    const unsigned char *der = wolfSSL_get_chain_cert(chain, 0);
+    int dlen = wolfSSL_get_chain_length(chain, 0);
+    const struct pol_cert *leaf = st->ident.chain[0];
+    unsigned char fp[WC_SHA256_DIGEST_SIZE];
+    if (der == NULL || dlen <= 0 || wc_Sha256Hash(der, (word32)dlen, fp) != 0 ||
+        memcmp(fp, pol_cert_fingerprint(leaf), sizeof(fp)) != 0)
+        return -1;
+    const char *subject = pol_cert_subject(leaf), *issuer = pol_cert_issuer(leaf);
+    size_t slen;
+    const uint8_t *serial = pol_cert_serial(leaf, &slen);
+    /* name_rfc4514 cuts a name near sizeof(out->subject): leave those to it. wolfSSL keeps a serial
+     * without its sign octet (a leading 0x00), and at most 64 octets fit its copy below. */
+    if (subject == NULL || issuer == NULL || strlen(subject) >= sizeof(out->subject) - 16 ||
+        strlen(issuer) >= sizeof(out->issuer) - 16)
+        return -1;
+    if (slen > 1 && serial[0] == 0x00) {
+        serial++;
+        slen--;
+    }
+    if (slen == 0 || slen > 64)
+        return -1;
+    out->has_cert = 1;
+    memcpy(out->subject, subject, strlen(subject) + 1);
+    memcpy(out->issuer, issuer, strlen(issuer) + 1);
+    hex(serial, slen, out->serial, sizeof(out->serial), 1);
+    hex(fp, sizeof(fp), out->fp_sha256, sizeof(out->fp_sha256), 0);
+    time_t na = pol_cert_not_after(leaf);
+    struct tm tm;
+    if (gmtime_r(&na, &tm) != NULL)
+        strftime(out->not_after, sizeof(out->not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return 0;
+}
+
 void gw_tls_peer_info(void *vssl, struct gw_peer_info *out)
 {
+    memset(out, 0, sizeof(*out));
+    if (vssl != NULL && peer_info_from_ident(vssl, out) == 0)
+        return;
     memset(out, 0, sizeof(*out));
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(vssl);
     if (x == NULL)

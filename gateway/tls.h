@@ -37,6 +37,9 @@ void gw_tls_state_clear(struct gw_tls_state *st);
 /* Process-wide wolfSSL set-up and tear-down (call once each from the main thread). */
 int gw_tls_global_init(void);
 void gw_tls_global_cleanup(void);
+/* Every thread that may run wolfSSL's ECC (workers, the admin API's) calls this once or more: its
+ * per-thread ECC cache is freed when it ends. Cheap after the first call. */
+void gw_tls_thread_register(void);
 
 /* Builds a server context for the listener: chain from l->certificate, key from l->key (a PKCS#11
  * URI resolved in hsm, or a PEM file), client CAs (admit->ca_files) and verify mode from l->auth,
@@ -58,6 +61,9 @@ void gw_tls_ctx_free(void *ctx);
  * verification state attached. Returns NULL on allocation failure. */
 void *gw_tls_new(void *ctx, int fd, struct hsm_key *key, struct gw_tls_state *st);
 void gw_tls_free(void *ssl);
+/* After wolfSSL_accept succeeded: frees what wolfSSL keeps of the handshake that nothing reads again
+ * (an idle connection's memory). */
+void gw_tls_handshake_done(void *ssl);
 
 /* What the access log and later the identity headers need to know of the peer. */
 struct gw_peer_info {
