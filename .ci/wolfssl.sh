@@ -9,7 +9,10 @@ set -euo pipefail
 
 prefix=${1:?usage: wolfssl.sh PREFIX}
 suite=${WOLFSSL_SUITE:-trixie}
-flags="--enable-distro --enable-pkcs11 --enable-intelasm --enable-aesni --enable-sp --enable-sp-asm --enable-pkcallbacks --enable-cryptocb --disable-examples --disable-silent-rules"
+# --disable-postauth ... --disable-mcast: protocol features hsmgate never uses; each adds state to every
+# connection (TLS 1.3 post-handshake authentication keeps the handshake arrays, DTLS/QUIC/ECH fields):
+# 72 -> 67 KiB per idle connection (docs/benchmarks.md, "Where the time and memory go").
+flags="--enable-distro --enable-pkcs11 --enable-intelasm --enable-aesni --enable-sp --enable-sp-asm --enable-pkcallbacks --enable-cryptocb --disable-examples --disable-silent-rules --disable-postauth --disable-dtls --disable-quic --disable-ech --disable-srtp --disable-mcast"
 work=$(dirname "$prefix")/wolfssl-src
 stamp="$prefix/.hsmgate-stamp"
 want="suite=$suite flags=$flags"
