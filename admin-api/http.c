@@ -813,6 +813,23 @@ static struct MHD_Daemon *daemon_start(struct adm_server *s, int *fd, int ipv6, 
     return d;
 }
 
+/* A daemon on a new Unix socket at path (the API's own socket, or the TLS front's): *path_out, *made,
+ * *dev and *ino let adm_server_stop remove that file and no other. 0, or -1 with a message. */
+static int unix_start(struct adm_server *s, const char *path, char **path_out, int *fd, int *made, dev_t *dev,
+                      ino_t *ino, struct MHD_Daemon **d, char *err, size_t errlen)
+{
+    *path_out = strdup(path);
+    if (*path_out == NULL) {
+        snprintf(err, errlen, "admin API: out of memory");
+        return -1;
+    }
+    if (adm_listen_unix(path, fd, dev, ino, err, errlen) != 0)
+        return -1;
+    *made = 1;
+    *d = daemon_start(s, fd, 0, path, err, errlen);
+    return *d != NULL ? 0 : -1;
+}
+
 int adm_server_start(const struct adm_config *cfg, struct pol_store *store, const struct adm_hooks *hooks,
                      struct adm_server **out, char *err, size_t errlen)
 {
@@ -864,32 +881,12 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
         if (s->tcp_d == NULL)
             goto out;
     }
-    if (cfg->unix_socket != NULL) {
-        s->unix_path = strdup(cfg->unix_socket);
-        if (s->unix_path == NULL) {
-            snprintf(err, errlen, "admin API: out of memory");
-            goto out;
-        }
-        if (adm_listen_unix(cfg->unix_socket, &s->unix_fd, &s->unix_dev, &s->unix_ino, err, errlen) != 0)
-            goto out;
-        s->unix_made = 1;
-        s->unix_d = daemon_start(s, &s->unix_fd, 0, cfg->unix_socket, err, errlen);
-        if (s->unix_d == NULL)
-            goto out;
-    }
-    if (cfg->front_socket != NULL) {
-        s->front_path = strdup(cfg->front_socket);
-        if (s->front_path == NULL) {
-            snprintf(err, errlen, "admin API: out of memory");
-            goto out;
-        }
-        if (adm_listen_unix(cfg->front_socket, &s->front_fd, &s->front_dev, &s->front_ino, err, errlen) != 0)
-            goto out;
-        s->front_made = 1;
-        s->front_d = daemon_start(s, &s->front_fd, 0, cfg->front_socket, err, errlen);
-        if (s->front_d == NULL)
-            goto out;
-    }
+    if (cfg->unix_socket != NULL && unix_start(s, cfg->unix_socket, &s->unix_path, &s->unix_fd, &s->unix_made,
+                                               &s->unix_dev, &s->unix_ino, &s->unix_d, err, errlen) != 0)
+        goto out;
+    if (cfg->front_socket != NULL && unix_start(s, cfg->front_socket, &s->front_path, &s->front_fd, &s->front_made,
+                                                &s->front_dev, &s->front_ino, &s->front_d, err, errlen) != 0)
+        goto out;
     for (const struct adm_route *const *t = adm_route_tables(&ntables); ntables > 0; t++, ntables--)
         for (const struct adm_route *r = *t; r->method != NULL; r++)
             nroutes++;

@@ -571,13 +571,51 @@ static void listener_defaults(struct gw_listener_cfg *l, int line)
     l->policy_line = l->line;
 }
 
+/* What every listener goes through after its name: its values and forwarding settings, the required
+ * ones (bind, certificate, key, and `last`, present when have_last), the TLS version range, and a bind
+ * that must not clash with the `before` listeners already parsed. */
+static int listener_finish(struct gw_cfg_ctx *c, const char *where, struct gw_listener_cfg *l,
+                           const struct gw_cfg_keyslot s[], const char *last, int have_last, size_t before)
+{
+    const char *missing = NULL;
+
+    if (parse_listener_values(c, where, l, s) < 0 || parse_listener_forwarding(c, where, l, s) < 0)
+        return -1;
+    if (s[LK_BIND].val == NULL)
+        missing = "bind";
+    else if (s[LK_CERTIFICATE].val == NULL)
+        missing = "certificate";
+    else if (s[LK_KEY].val == NULL)
+        missing = "key";
+    else if (!have_last)
+        missing = last;
+    if (missing != NULL) {
+        gw_cfg_fail(c, l->line, "%s%s is required", where, missing);
+        return -1;
+    }
+    if (l->min_tls > l->max_tls) {
+        gw_cfg_fail(c, s[LK_MAX_TLS].val != NULL ? s[LK_MAX_TLS].line : s[LK_MIN_TLS].line,
+                    "%smin_tls 1.%d is above max_tls 1.%d", where, (int)l->min_tls % 10, (int)l->max_tls % 10);
+        return -1;
+    }
+    for (size_t i = 0; i < before; i++) {
+        const struct gw_listener_cfg *o = &c->cfg->listeners[i];
+        if (binds_clash(&o->bind, &l->bind)) {
+            gw_cfg_fail(c, l->bind_line, "%sbind %s %s listener \"%s\" (line %d)", where, l->bind.text,
+                        strcmp(o->bind.text, l->bind.text) == 0 ? "is already used by" : "overlaps the bind of",
+                        o->name, o->bind_line);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Listener number idx (0-based) of the sequence; the ones before it are complete. */
 static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx)
 {
     struct gw_listener_cfg *l = &c->cfg->listeners[idx];
     struct gw_cfg_keyslot s[LK_COUNT];
     char where[96];
-    const char *missing = NULL;
 
     snprintf(where, sizeof(where), "listener #%zu: ", idx + 1);
     listener_defaults(l, gw_cfg_node_line(n));
@@ -604,42 +642,12 @@ static int parse_listener(struct gw_cfg_ctx *c, const yaml_node_t *n, size_t idx
             return -1;
         }
     }
-    if (parse_listener_values(c, where, l, s) < 0 || parse_listener_forwarding(c, where, l, s) < 0)
+    if (listener_finish(c, where, l, s, "backends", s[LK_BACKENDS].val != NULL, idx) < 0)
         return -1;
-
-    if (s[LK_BIND].val == NULL)
-        missing = "bind";
-    else if (s[LK_CERTIFICATE].val == NULL)
-        missing = "certificate";
-    else if (s[LK_KEY].val == NULL)
-        missing = "key";
-    else if (s[LK_BACKENDS].val == NULL)
-        missing = "backends";
-    if (missing != NULL) {
-        gw_cfg_fail(c, l->line, "%s%s is required", where, missing);
-        return -1;
-    }
     if (l->auth != GW_AUTH_ONE_WAY && l->client_ca == NULL && l->policy == NULL) {
         gw_cfg_fail(c, l->auth_line, "%sclient_ca (or a policy) is required when auth is %s", where,
                     l->auth == GW_AUTH_TWO_WAY ? "two-way" : "optional");
         return -1;
-    }
-    if (l->min_tls > l->max_tls) {
-        gw_cfg_fail(c, s[LK_MAX_TLS].val != NULL ? s[LK_MAX_TLS].line : s[LK_MIN_TLS].line,
-                    "%smin_tls 1.%d is above max_tls 1.%d", where, (int)l->min_tls % 10,
-                    (int)l->max_tls % 10);
-        return -1;
-    }
-    for (size_t i = 0; i < idx; i++) {
-        const struct gw_listener_cfg *o = &c->cfg->listeners[i];
-        if (binds_clash(&o->bind, &l->bind)) {
-            gw_cfg_fail(c, l->bind_line, "%sbind %s %s listener \"%s\" (line %d)", where,
-                        l->bind.text,
-                        strcmp(o->bind.text, l->bind.text) == 0 ? "is already used by"
-                                                                : "overlaps the bind of",
-                        o->name, o->bind_line);
-            return -1;
-        }
     }
     return 0;
 }
@@ -658,7 +666,6 @@ static int parse_admin_front(struct gw_cfg_ctx *c)
     struct gw_cfg_keyslot s[LK_COUNT];
     struct gw_config *cfg = c->cfg;
     const yaml_node_t *n = c->admin_tls;
-    const char *missing = NULL;
 
     if (gw_cfg_map_collect(c, n, where, listener_keys, LK_COUNT, s) < 0)
         return -1;
@@ -703,34 +710,9 @@ static int parse_admin_front(struct gw_cfg_ctx *c)
     l->backends[0].addr.ss.ss_family = AF_UNIX;
     l->backends[0].addr.len = (socklen_t)sizeof(sa_family_t);
     snprintf(l->backends[0].addr.text, sizeof(l->backends[0].addr.text), "admin-api");
-    if (parse_listener_values(c, where, l, s) < 0 || parse_listener_forwarding(c, where, l, s) < 0)
+    int have_ca = s[LK_CLIENT_CA].val != NULL || s[LK_POLICY].val != NULL;
+    if (listener_finish(c, where, l, s, "client_ca (or policy)", have_ca, cfg->nlisteners - 1) < 0)
         return -1;
-    if (s[LK_BIND].val == NULL)
-        missing = "bind";
-    else if (s[LK_CERTIFICATE].val == NULL)
-        missing = "certificate";
-    else if (s[LK_KEY].val == NULL)
-        missing = "key";
-    else if (l->client_ca == NULL && l->policy == NULL)
-        missing = "client_ca (or policy)";
-    if (missing != NULL) {
-        gw_cfg_fail(c, l->line, "%s%s is required", where, missing);
-        return -1;
-    }
-    if (l->min_tls > l->max_tls) {
-        gw_cfg_fail(c, s[LK_MAX_TLS].val != NULL ? s[LK_MAX_TLS].line : s[LK_MIN_TLS].line,
-                    "%smin_tls 1.%d is above max_tls 1.%d", where, (int)l->min_tls % 10, (int)l->max_tls % 10);
-        return -1;
-    }
-    for (size_t i = 0; i + 1 < cfg->nlisteners; i++) {
-        const struct gw_listener_cfg *o = &cfg->listeners[i];
-        if (binds_clash(&o->bind, &l->bind)) {
-            gw_cfg_fail(c, l->bind_line, "%sbind %s %s listener \"%s\" (line %d)", where, l->bind.text,
-                        strcmp(o->bind.text, l->bind.text) == 0 ? "is already used by" : "overlaps the bind of",
-                        o->name, o->bind_line);
-            return -1;
-        }
-    }
     if (cfg->admin.tcp && binds_clash(&cfg->admin.bind, &l->bind)) {
         gw_cfg_fail(c, l->bind_line, "%sbind %s clashes with the admin API's own bind %s", where, l->bind.text,
                     cfg->admin.bind.text);

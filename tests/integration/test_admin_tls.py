@@ -211,6 +211,15 @@ def test_reload_cannot_add_a_front(pki, gateway, echo, tmp_path):
     assert handshake(g.port("mtls"), client_ctx(pki, cert=pki.client("adm-alice")))
 
 
+def check_fails(pki, cfg, text, message):
+    """`hsmgate check` on text refuses it, saying message; returns its stderr."""
+    cfg.write_text(text)
+    r = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, env=pki.token.env)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and message in err, err
+    return err
+
+
 @pytest.mark.parametrize("extra,message", [
     ("backends: [\"127.0.0.1:1\"]", "backends is not a setting of the admin API's TLS front"),
     ("auth: one-way", "auth is not a setting of the admin API's TLS front"),
@@ -219,13 +228,11 @@ def test_reload_cannot_add_a_front(pki, gateway, echo, tmp_path):
 def test_front_settings_that_are_not_the_operators(pki, tmp_path, extra, message):
     uri, cert = pki.servers["ec256"]
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"admin:\n  tls:\n    bind: 127.0.0.1:1\n    certificate: \"{cert}\"\n    key: \"{uri}\"\n"
-                   f"    client_ca: \"{pki.root}\"\n    {extra}\n"
-                   f"listeners:\n  - {{ name: a, bind: \"127.0.0.1:2\", certificate: \"{cert}\", key: \"{uri}\", "
-                   f"backends: [\"127.0.0.1:3\"] }}\n")
-    r = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, env=pki.token.env)
-    assert r.returncode != 0 and message in r.stderr.decode(), r.stderr
-    assert f"{cfg}:7:" in r.stderr.decode(), r.stderr
+    err = check_fails(pki, cfg, f"admin:\n  tls:\n    bind: 127.0.0.1:1\n    certificate: \"{cert}\"\n    key: \"{uri}\"\n"
+                      f"    client_ca: \"{pki.root}\"\n    {extra}\n"
+                      f"listeners:\n  - {{ name: a, bind: \"127.0.0.1:2\", certificate: \"{cert}\", key: \"{uri}\", "
+                      f"backends: [\"127.0.0.1:3\"] }}\n", message)
+    assert f"{cfg}:7:" in err, err
 
 
 @pytest.mark.parametrize("admin,message", [
@@ -237,19 +244,13 @@ def test_front_settings_that_are_not_the_operators(pki, tmp_path, extra, message
 ])
 def test_front_config_errors(pki, tmp_path, admin, message):
     uri, cert = pki.servers["ec256"]
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"admin: {admin}\nlisteners:\n  - {{ name: a, bind: \"127.0.0.1:2\", certificate: \"{cert}\", "
-                   f"key: \"{uri}\", backends: [\"127.0.0.1:3\"] }}\n")
-    r = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, env=pki.token.env)
-    assert r.returncode != 0 and message in r.stderr.decode(), r.stderr
+    check_fails(pki, tmp_path / "c.yaml", f"admin: {admin}\nlisteners:\n  - {{ name: a, bind: \"127.0.0.1:2\", "
+                f"certificate: \"{cert}\", key: \"{uri}\", backends: [\"127.0.0.1:3\"] }}\n", message)
 
 
 def test_listener_named_like_the_front(pki, tmp_path):
     uri, cert = pki.servers["ec256"]
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"admin:\n  tls: {{ bind: \"127.0.0.1:1\", certificate: \"{cert}\", key: \"{uri}\", "
-                   f"client_ca: \"{pki.root}\" }}\n"
-                   f"listeners:\n  - {{ name: admin-tls, bind: \"127.0.0.1:2\", certificate: \"{cert}\", key: \"{uri}\", "
-                   f"backends: [\"127.0.0.1:3\"] }}\n")
-    r = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, env=pki.token.env)
-    assert r.returncode != 0 and "is the admin API's TLS front's" in r.stderr.decode(), r.stderr
+    check_fails(pki, tmp_path / "c.yaml", f"admin:\n  tls: {{ bind: \"127.0.0.1:1\", certificate: \"{cert}\", key: \"{uri}\", "
+                f"client_ca: \"{pki.root}\" }}\n"
+                f"listeners:\n  - {{ name: admin-tls, bind: \"127.0.0.1:2\", certificate: \"{cert}\", key: \"{uri}\", "
+                f"backends: [\"127.0.0.1:3\"] }}\n", "is the admin API's TLS front's")

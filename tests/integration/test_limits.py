@@ -50,6 +50,27 @@ def open_from(src, port, n):
     return socks
 
 
+def echo_from(src, port, ctx, byte=b"x", keep=False):
+    """A mutual-TLS connection from address src and a one-byte echo: the open socket when keep and
+    admitted, else whether it was admitted (the gateway may close it at accept)."""
+    raw = socket.socket()
+    raw.bind((src, 0))
+    raw.settimeout(WAIT)
+    raw.connect(("127.0.0.1", port))
+    try:
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(byte)
+        if s.recv(1) == byte:
+            if keep:
+                return s
+            s.close()
+            return True
+        s.close()
+    except (ssl.SSLError, OSError):
+        raw.close()
+    return None if keep else False
+
+
 def closed_by_peer(s):
     s.setblocking(False)
     try:
@@ -107,20 +128,10 @@ def test_connection_flood_from_one_address(pki, gateway, echo):
     ctx = client_ctx(pki)
     held, refused = [], 0
     for _ in range(25):
-        raw = socket.socket()
-        raw.bind(("127.0.0.3", 0))
-        raw.settimeout(WAIT)
-        raw.connect(("127.0.0.1", port))
-        try:
-            s = ctx.wrap_socket(raw, server_hostname="localhost")
-            s.sendall(b"x")
-            if s.recv(1) == b"x":
-                held.append(s)
-                continue
-            s.close()
-            refused += 1
-        except (ssl.SSLError, OSError):
-            raw.close()
+        conn = echo_from("127.0.0.3", port, ctx, keep=True)
+        if conn is not None:
+            held.append(conn)
+        else:
             refused += 1
     try:
         assert len(held) == 10 and refused == 15, (len(held), refused)
@@ -134,21 +145,12 @@ def test_connection_flood_from_one_address(pki, gateway, echo):
         deadline = time.time() + WAIT
         got = 0
         while got < 4 and time.time() < deadline:
-            raw = socket.socket()
-            raw.bind(("127.0.0.3", 0))
-            raw.settimeout(WAIT)
-            raw.connect(("127.0.0.1", port))
-            try:
-                s = ctx.wrap_socket(raw, server_hostname="localhost")
-                s.sendall(b"y")
-                if s.recv(1) == b"y":
-                    held.append(s)
-                    got += 1
-                    continue
-                s.close()
-            except (ssl.SSLError, OSError):
-                raw.close()
-            time.sleep(0.05)
+            conn = echo_from("127.0.0.3", port, ctx, b"y", keep=True)
+            if conn is not None:
+                held.append(conn)
+                got += 1
+            else:
+                time.sleep(0.05)
         assert got == 4
     finally:
         for s in held:
@@ -167,17 +169,7 @@ def test_handshake_rate_from_one_address(pki, gateway, echo):
     admitted = refused = 0
     t0 = time.monotonic()
     for _ in range(60):
-        raw = socket.socket()
-        raw.bind(("127.0.0.4", 0))
-        raw.settimeout(WAIT)
-        raw.connect(("127.0.0.1", port))
-        try:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.sendall(b"z")
-                ok = s.recv(1) == b"z"
-        except (ssl.SSLError, OSError):
-            ok = False
-            raw.close()
+        ok = echo_from("127.0.0.4", port, ctx, b"z")
         admitted += ok
         refused += not ok
     elapsed = time.monotonic() - t0
