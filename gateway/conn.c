@@ -15,7 +15,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,15 +260,11 @@ void gw_conn_fail(struct gw_conn *c, const char *result, const char *reason)
 static void addr_refused(const struct gw_listener *l, const struct gw_addrkey *key, enum gw_addrlim_result why,
                          unsigned limit)
 {
-    static _Atomic uint64_t next_ms;
-    static atomic_uint_fast64_t quiet;
-    uint64_t now = gw_now_ms(), next = atomic_load(&next_ms);
-    if (now < next || !atomic_compare_exchange_strong(&next_ms, &next, now + 1000)) {
-        atomic_fetch_add(&quiet, 1);
+    static struct gw_log_every every;
+    uint64_t n = 0;
+    if (!gw_log_every_due(&every, &n))
         return;
-    }
     char addr[64], more[80] = "";
-    uint64_t n = atomic_exchange(&quiet, 0);
     gw_addrlim_key_text(key, addr, sizeof(addr));
     if (n > 0)
         snprintf(more, sizeof(more), "; %llu more refused since the last such line", (unsigned long long)n);

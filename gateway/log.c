@@ -191,3 +191,17 @@ int gw_access_log_chown(uid_t uid, gid_t gid)
     pthread_mutex_unlock(&access_lock);
     return rc;
 }
+
+int gw_log_every_due(struct gw_log_every *e, uint64_t *quiet)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t next = atomic_load(&e->next_ms);
+    if (now < next || !atomic_compare_exchange_strong(&e->next_ms, &next, now + 1000)) {
+        atomic_fetch_add(&e->quiet, 1);
+        return 0;
+    }
+    *quiet = atomic_exchange(&e->quiet, 0);
+    return 1;
+}

@@ -3,6 +3,8 @@
 #ifndef HSMGATE_GATEWAY_LOG_H
 #define HSMGATE_GATEWAY_LOG_H
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <syslog.h>
 #include <jansson.h>
@@ -12,6 +14,14 @@ int gw_log_set_level(const char *name);
 /* Writes "2026-11-26T21:30:00.123Z hsmgate[pid]: level: message" to stderr when level passes. */
 void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int gw_log_enabled(int level);
+/* A line that may come thousands of times a second (a flood from one address, a token that is gone)
+ * is written at most once a second: gw_log_every_due says whether this one may be (1) and, then, how
+ * many were held back since the last one (*quiet). Any thread; a static zero-initialized struct each. */
+struct gw_log_every {
+    _Atomic uint64_t next_ms;
+    atomic_uint_fast64_t quiet;
+};
+int gw_log_every_due(struct gw_log_every *e, uint64_t *quiet);
 /* on: the error log goes to syslog(3) with facility (LOG_DAEMON, LOG_LOCAL0..7), "hsmgate[pid]"; off:
  * back to stderr. Any thread; a reload may switch. */
 void gw_log_to_syslog(int on, int facility);

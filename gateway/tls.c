@@ -17,7 +17,6 @@
 #include "gateway/tls.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,17 +121,10 @@ static void note_reason(WOLFSSL *ssl, const char *reason)
  * connection's access-log line and in the metrics all the same. */
 static void log_sign_failure(const struct hsm_key *key, int rc)
 {
-    static _Atomic uint64_t next_ms;
-    static atomic_uint_fast64_t quiet;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    uint64_t next = atomic_load(&next_ms);
-    if (now < next || !atomic_compare_exchange_strong(&next_ms, &next, now + 1000)) {
-        atomic_fetch_add(&quiet, 1);
+    static struct gw_log_every every;
+    uint64_t n = 0;
+    if (!gw_log_every_due(&every, &n))
         return;
-    }
-    uint64_t n = atomic_exchange(&quiet, 0);
     if (n > 0)
         gw_log(LOG_WARNING, "HSM signature failed for %s: %s (and %llu more since the last such line)",
                hsm_key_uri(key), hsm_strerror(rc), (unsigned long long)n);
