@@ -813,6 +813,51 @@ static struct MHD_Daemon *daemon_start(struct adm_server *s, int *fd, int ipv6, 
     return d;
 }
 
+/* The tokens file (path may be NULL), with "admin API: tokens file" before a message. */
+static int auth_load(const char *path, struct adm_auth **out, char *err, size_t errlen)
+{
+    if (adm_auth_new(path, out, err, errlen) == 0)
+        return 0;
+    char why[512];
+    snprintf(why, sizeof(why), "%s", err);
+    snprintf(err, errlen, "admin API: tokens file %s", why);
+    return -1;
+}
+
+/* A server with its locks, store, hooks, body cap (0: the default) and tokens, listening nowhere yet
+ * (adm_server_start adds the listeners; adm_server_stop frees it). NULL with a message. */
+static struct adm_server *server_new(struct pol_store *store, const struct adm_hooks *hooks, size_t max_body,
+                                     const char *tokens_file, char *err, size_t errlen)
+{
+    struct adm_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "admin API: out of memory");
+        return NULL;
+    }
+    s->tcp_fd = s->unix_fd = s->front_fd = -1;
+    if (pthread_mutex_init(&s->dispatch_mu, NULL) != 0) {
+        free(s);
+        snprintf(err, errlen, "admin API: cannot create a mutex");
+        return NULL;
+    }
+    if (pthread_mutex_init(&s->metrics_mu, NULL) != 0) {
+        pthread_mutex_destroy(&s->dispatch_mu);
+        free(s);
+        snprintf(err, errlen, "admin API: cannot create a mutex");
+        return NULL;
+    }
+    s->magic = SERVER_MAGIC;
+    s->store = store;
+    if (hooks != NULL)
+        s->hooks = *hooks;
+    s->max_body = max_body > 0 ? max_body : DEFAULT_MAX_BODY;
+    if (auth_load(tokens_file, &s->auth, err, errlen) != 0) {
+        adm_server_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* A daemon on a new Unix socket at path (the API's own socket, or the TLS front's): *path_out, *made,
  * *dev and *ino let adm_server_stop remove that file and no other. 0, or -1 with a message. */
 static int unix_start(struct adm_server *s, const char *path, char **path_out, int *fd, int *made, dev_t *dev,
@@ -842,34 +887,8 @@ int adm_server_start(const struct adm_config *cfg, struct pol_store *store, cons
         snprintf(err, errlen, "admin API: neither an address nor a unix socket to listen on");
         return -1;
     }
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        snprintf(err, errlen, "admin API: out of memory");
+    if ((s = server_new(store, hooks, cfg->max_body, cfg->tokens_file, err, errlen)) == NULL)
         return -1;
-    }
-    s->tcp_fd = s->unix_fd = s->front_fd = -1;
-    if (pthread_mutex_init(&s->dispatch_mu, NULL) != 0) {
-        free(s);
-        snprintf(err, errlen, "admin API: cannot create a mutex");
-        return -1;
-    }
-    if (pthread_mutex_init(&s->metrics_mu, NULL) != 0) {
-        pthread_mutex_destroy(&s->dispatch_mu);
-        free(s);
-        snprintf(err, errlen, "admin API: cannot create a mutex");
-        return -1;
-    }
-    s->magic = SERVER_MAGIC;
-    s->store = store;
-    if (hooks != NULL)
-        s->hooks = *hooks;
-    s->max_body = cfg->max_body > 0 ? cfg->max_body : DEFAULT_MAX_BODY;
-    if (adm_auth_new(cfg->tokens_file, &s->auth, err, errlen) != 0) {
-        char why[512];
-        snprintf(why, sizeof(why), "%s", err);
-        snprintf(err, errlen, "admin API: tokens file %s", why);
-        goto out;
-    }
     if (adm_ca_new(cfg, &s->ca, err, errlen) != 0)
         goto out;
     if (cfg->bind != NULL) {
@@ -909,33 +928,10 @@ out:
 
 int adm_server_offline(struct pol_store *store, const struct adm_hooks *hooks, struct adm_server **out)
 {
-    struct adm_server *s = calloc(1, sizeof(*s));
     char err[256];
 
-    *out = NULL;
-    if (s == NULL)
-        return -1;
-    s->tcp_fd = s->unix_fd = s->front_fd = -1;
-    if (pthread_mutex_init(&s->dispatch_mu, NULL) != 0) {
-        free(s);
-        return -1;
-    }
-    if (pthread_mutex_init(&s->metrics_mu, NULL) != 0) {
-        pthread_mutex_destroy(&s->dispatch_mu);
-        free(s);
-        return -1;
-    }
-    s->magic = SERVER_MAGIC;
-    s->store = store;
-    if (hooks != NULL)
-        s->hooks = *hooks;
-    s->max_body = DEFAULT_MAX_BODY;
-    if (adm_auth_new(NULL, &s->auth, err, sizeof(err)) != 0) {
-        adm_server_stop(s);
-        return -1;
-    }
-    *out = s;
-    return 0;
+    *out = server_new(store, hooks, 0, NULL, err, sizeof(err));
+    return *out != NULL ? 0 : -1;
 }
 
 int adm_request_offline(struct adm_server *s, const char *method, const char *path, const char *content_type,
@@ -988,12 +984,8 @@ int adm_config_check(const struct adm_config *cfg, char *err, size_t errlen)
     struct adm_auth *auth = NULL;
     struct adm_ca *ca = NULL;
 
-    if (adm_auth_new(cfg->tokens_file, &auth, err, errlen) != 0) {
-        char why[512];
-        snprintf(why, sizeof(why), "%s", err);
-        snprintf(err, errlen, "admin API: tokens file %s", why);
+    if (auth_load(cfg->tokens_file, &auth, err, errlen) != 0)
         return -1;
-    }
     adm_auth_free(auth);
     if (adm_ca_new(cfg, &ca, err, errlen) != 0)
         return -1;
