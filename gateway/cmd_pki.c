@@ -292,8 +292,9 @@ static int parse_args(const struct pki_cmd *cmd, int argc, char **argv, struct p
         case 'o': bit = O_OUT; a->out = optarg; break;
         case 'U':
             bit = O_CRL_URL;
-            if (strncmp(optarg, "http://", 7) != 0 || strlen(optarg) <= 7) {
-                pki_err("%s: --crl-url takes an http:// URL (RFC 5280 4.2.1.13)", cmd->name);
+            if (!hsm_ca_crl_url_ok(optarg)) {
+                pki_err("%s: --crl-url takes an http:// URL: printable ASCII, no spaces, at most 1024 characters "
+                        "(RFC 5280 4.2.1.13)", cmd->name);
                 return -1;
             }
             a->crl_url = optarg;

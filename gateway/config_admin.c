@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "gateway/config_int.h"
+#include "pkcs11/ca.h"
 
 #define CLIENT_VALIDITY_DEFAULT_D 365u
 #define CLIENT_VALIDITY_MAX_D 825u
@@ -147,13 +148,7 @@ int gw_cfg_parse_admin(struct gw_cfg_ctx *c, const struct gw_cfg_keyslot *s)
     if (k[8].val != NULL) {
         if (gw_cfg_get_string(c, "admin: ", "crl_url", k[8].val, &v) < 0)
             return -1;
-        /* RFC 5280 4.2.1.13: an HTTP URI of a DER CRL (https would make fetching the CRL depend on
-         * checking the revocation of the server that serves it). */
-        size_t n = strlen(v), bad = strncmp(v, "http://", 7) != 0 || n <= 7 || n > 1024;
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-                bad = 1;
-        if (bad) {
+        if (!hsm_ca_crl_url_ok(v)) {
             gw_cfg_fail(c, k[8].line, "admin: crl_url must be an http:// URL (printable ASCII, no spaces, at most "
                         "1024 characters), not %s", gw_cfg_quote_node(&q, k[8].val));
             return -1;

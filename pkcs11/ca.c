@@ -254,6 +254,17 @@ out:
     return rc;
 }
 
+int hsm_ca_crl_url_ok(const char *url)
+{
+    size_t n = url != NULL ? strlen(url) : 0;
+    if (n <= 7 || n > 1024 || strncmp(url, "http://", 7) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
 int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_cert_len,
                  const struct hsm_ca_spec *spec, uint8_t **der_out, size_t *der_len,
                  char *err, size_t errlen)
@@ -287,16 +298,9 @@ int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_c
         hsm_ca_errf(err, errlen, "hsm_ca_issue: nsans without sans");
         return HSM_E_ARG;
     }
-    if (spec->crl_url != NULL) {
-        size_t n = strlen(spec->crl_url);
-        for (size_t i = 0; i < n; i++) {
-            if (spec->crl_url[i] <= 0x20 || spec->crl_url[i] >= 0x7f)
-                n = 0;
-        }
-        if (n == 0 || n > 1024) {
-            hsm_ca_errf(err, errlen, "hsm_ca_issue: the CRL URL must be 1-1024 printable ASCII characters");
-            return HSM_E_ARG;
-        }
+    if (spec->crl_url != NULL && !hsm_ca_crl_url_ok(spec->crl_url)) {
+        hsm_ca_errf(err, errlen, "hsm_ca_issue: the CRL URL must be http://, printable ASCII, at most 1024 characters");
+        return HSM_E_ARG;
     }
     if (spec->is_ca && spec->path_len > 255) {
         hsm_ca_errf(err, errlen, "path length %d is out of range (0-255)", spec->path_len);

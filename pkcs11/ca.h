@@ -67,6 +67,11 @@ struct hsm_ca_spec {
  * key, RFC 5280 4.2.1.2 method 1), authorityKeyIdentifier, cRLDistributionPoints when crl_url is set. Serial: 16 random bytes, positive, nonzero
  * (RFC 5280 4.1.2.2). Accepted subject keys: EC P-256/P-384, RSA 2048-4096 bits.
  * On success *der_out (malloc'd, the caller frees) holds the certificate and *der_len its size. */
+/* Whether url may be a certificate's cRLDistributionPoints URI: http:// (RFC 5280 4.2.1.13: an HTTP
+ * URI of a DER CRL; https would make fetching the CRL depend on checking the revocation of the server
+ * that serves it), printable ASCII without spaces, at most 1024 characters. */
+int hsm_ca_crl_url_ok(const char *url);
+
 int hsm_ca_issue(struct hsm_key *ca_key, const uint8_t *ca_cert_der, size_t ca_cert_len,
                  const struct hsm_ca_spec *spec, uint8_t **der_out, size_t *der_len,
                  char *err, size_t errlen) HSM_WUR;
