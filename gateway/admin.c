@@ -70,7 +70,7 @@ static void listener_metrics(FILE *f, struct gw_server *srv, struct gw_gen *g)
         { "hsmgate_connections_accepted_total", "counter", "Client connections accepted." },
         { "hsmgate_connections_active", "gauge", "Client connections open now." },
         { "hsmgate_connections_rejected_capacity_total", "counter", "Connections closed at once: a connection cap was reached." },
-        { "hsmgate_connections_rejected_per_address_total", "counter", "Connections closed at once: their client address was over max_connections_per_address or max_handshakes_per_address." },
+        { "hsmgate_connections_rejected_per_address_total", "counter", "Connections closed at once: their client address was over max_connections_per_address, max_handshakes_per_address or max_handshake_rate_per_address." },
         { "hsmgate_handshakes_total", "counter", "TLS handshakes by result and, for failures, reason." },
         { "hsmgate_resumptions_total", "counter", "Handshakes that resumed a session (ticket, session ID or PSK)." },
         { "hsmgate_backend_failures_total", "counter", "Connections whose backends could not be reached." },

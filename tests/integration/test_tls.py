@@ -240,9 +240,32 @@ def test_curl_through_tcp_listener(pki, gateway, tmp_path):
         web.wait()
 
 
+def exchange(s, payload, sent, got, timeout=120):
+    """Sends payload[sent:] on the non-blocking TLS socket s while reading what comes back into got,
+    until all of payload is back (or timeout). Returns how much was sent in all."""
+    import select
+    deadline = time.time() + timeout
+    while len(got) < len(payload) and time.time() < deadline:
+        want_w = [s] if sent < len(payload) else []
+        _, w, _ = select.select([s], want_w, [], 1.0)
+        if w:
+            try:
+                sent += s.send(payload[sent:sent + 65536])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        while True:
+            try:
+                chunk = s.recv(1 << 16)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not chunk:
+                break
+            got.extend(chunk)
+    return sent
+
+
 def test_large_transfer_both_ways(pki, gateway, echo):
     """Back-pressure: 8 MiB through the echo, written and read in one non-blocking loop."""
-    import select
     g = gateway([listener(pki, "pub", echo.port)])
     payload = bytes((i * 7) & 0xFF for i in range(8 * 1024 * 1024))
     got = bytearray()
@@ -250,23 +273,7 @@ def test_large_transfer_both_ways(pki, gateway, echo):
     with socket.create_connection(("127.0.0.1", g.port("pub")), timeout=30) as raw:
         with client_ctx(pki).wrap_socket(raw, server_hostname="localhost") as s:
             s.setblocking(False)
-            deadline = time.time() + 120
-            while len(got) < len(payload) and time.time() < deadline:
-                want_w = [s] if sent < len(payload) else []
-                r, w, _ = select.select([s], want_w, [], 1.0)
-                if w:
-                    try:
-                        sent += s.send(payload[sent:sent + 65536])
-                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                        pass
-                while True:
-                    try:
-                        chunk = s.recv(1 << 16)
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                        break
-                    if not chunk:
-                        break
-                    got.extend(chunk)
+            sent = exchange(s, payload, sent, got)
     assert bytes(got) == payload
 
 
@@ -295,23 +302,7 @@ def test_stalled_reader_keeps_pending_bytes_across_sweeps(pki, gateway, echo):
             assert sent > 0
             time.sleep(1.0)  # several sweeps while the gateway holds pending bytes
             got = bytearray()
-            deadline = time.time() + 120
-            while len(got) < len(payload) and time.time() < deadline:
-                want_w = [s] if sent < len(payload) else []
-                r, w, _ = select.select([s], want_w, [], 1.0)
-                if w:
-                    try:
-                        sent += s.send(payload[sent:sent + 65536])
-                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                        pass
-                while True:
-                    try:
-                        chunk = s.recv(1 << 16)
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                        break
-                    if not chunk:
-                        break
-                    got.extend(chunk)
+            sent = exchange(s, payload, sent, got)
             assert bytes(got) == payload
             time.sleep(0.6)  # drained and idle: the sweep frees the buffers; the next bytes borrow again
             s.setblocking(True)
