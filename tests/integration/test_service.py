@@ -305,6 +305,11 @@ def test_cannot_switch_when_not_root(pki, tmp_path, echo):
                        f"certificate: \"{cert}\", key: /nonexistent.pem, backends: [\"127.0.0.1:{echo.port}\"] }}\n")
         os.chmod(base, 0o755)
         os.chmod(cfg, 0o644)
+        # The build tree may sit where nobody cannot go (a clone in a 0700 mktemp -d directory): nobody
+        # runs a copy of the binary from here.
+        binary = base / "hsmgate"
+        shutil.copy(BIN, binary)
+        os.chmod(binary, 0o755)
         nobody = pwd.getpwnam("nobody")
 
         def become_nobody():
@@ -312,7 +317,8 @@ def test_cannot_switch_when_not_root(pki, tmp_path, echo):
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
 
-        r = subprocess.run([BIN, "run", "-c", str(cfg)], capture_output=True, preexec_fn=become_nobody, timeout=60)
+        r = subprocess.run([str(binary), "run", "-c", str(cfg)], capture_output=True, preexec_fn=become_nobody,
+                           timeout=60)
         err = r.stderr.decode()
         assert r.returncode == 1 and f"{cfg}:1: user daemon: cannot switch to uid" in err and "not root" in err, err
     finally:
