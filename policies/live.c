@@ -295,10 +295,11 @@ int pol_live_refresh(struct pol_live *live, struct pol_store *st, int *published
         uint64_t dg = 0;
         int full = 1;
         memset(&d, 0, sizeof(d));
-        rc = pol_store_delta(st, cur->generation, POL_OVERLAY_MAX, &d, &dg, &full, err, errlen);
+        size_t max = pol_overlay_limit(cur);
+        rc = pol_store_delta(st, cur->generation, max, &d, &dg, &full, err, errlen);
         if (rc == 0 && !full) {
             if (dg != cur->generation)
-                rc = pol_snapshot_overlay(cur, &d, dg, POL_OVERLAY_MAX, &s, err, errlen);
+                rc = pol_snapshot_overlay(cur, &d, dg, max, &s, err, errlen);
             pol_delta_clear(&d);
             if (rc != 0)
                 goto out;

@@ -402,6 +402,13 @@ fail:
     return pol_errf(err, errlen, rc, "out of memory building the snapshot overlay");
 }
 
+size_t pol_overlay_limit(const struct pol_snapshot *cur)
+{
+    const struct pol_snapshot *base = cur->base != NULL ? cur->base : cur;
+    size_t n = (base->revocations + base->allow_entries) / POL_OVERLAY_SHARE;
+    return n < POL_OVERLAY_MIN ? POL_OVERLAY_MIN : n > POL_OVERLAY_MAX ? POL_OVERLAY_MAX : n;
+}
+
 uint64_t pol_snapshot_generation(const struct pol_snapshot *s)
 {
     return s->generation;

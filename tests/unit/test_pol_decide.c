@@ -81,6 +81,16 @@ static struct pol_snapshot *build(void)
     return s;
 }
 
+/* The other tests start again from an empty store. */
+static void reset_store(void)
+{
+    char err[256];
+    pol_store_close(g_st);
+    g_st = NULL;
+    assert_int_equal(sh("rm -f '%s' '%s-wal' '%s-shm'", P("s.db"), P("s.db"), P("s.db")), 0);
+    assert_int_equal(pol_store_open_sqlite(P("s.db"), &g_st, err, sizeof(err)), 0);
+}
+
 static time_t now_ok(void)
 {
     return time(NULL);
@@ -282,11 +292,7 @@ static void test_decide_chain(void **state)
     pol_policy_free(p1);
     pol_policy_free(pany);
     pol_cert_free(leaf);
-    /* the other tests start again from an empty store */
-    pol_store_close(g_st);
-    g_st = NULL;
-    assert_int_equal(sh("rm -f '%s' '%s-wal' '%s-shm'", P("s.db"), P("s.db"), P("s.db")), 0);
-    assert_int_equal(pol_store_open_sqlite(P("s.db"), &g_st, err, sizeof(err)), 0);
+    reset_store();
 }
 
 static void test_revoked(void **state)
@@ -312,12 +318,8 @@ static void test_revoked(void **state)
     assert_int_equal(pol_snapshot_is_revoked(s, pol_cert_subject_hash(g_client), serial, slen, NULL), 0);
     pol_snapshot_free(s);
 
-    /* A final revocation cannot be undone (only holds can be lifted): the other tests start again
-     * from an empty store. */
-    pol_store_close(g_st);
-    g_st = NULL;
-    assert_int_equal(sh("rm -f '%s' '%s-wal' '%s-shm'", P("s.db"), P("s.db"), P("s.db")), 0);
-    assert_int_equal(pol_store_open_sqlite(P("s.db"), &g_st, err, sizeof(err)), 0);
+    /* A final revocation cannot be undone (only holds can be lifted). */
+    reset_store();
     pol_policy_free(p);
 }
 
@@ -592,11 +594,101 @@ static void test_overlay_matches_whole_snapshot(void **state)
     pol_reader_unregister(live, 0);
     pol_live_free(live);
     pol_policy_free(p);
-    /* the other tests start again from an empty store */
-    pol_store_close(g_st);
-    g_st = NULL;
-    assert_int_equal(sh("rm -f '%s' '%s-wal' '%s-shm'", P("s.db"), P("s.db"), P("s.db")), 0);
-    assert_int_equal(pol_store_open_sqlite(P("s.db"), &g_st, err, sizeof(err)), 0);
+    reset_store();
+}
+
+/* Revokes serials n .. n + count - 1 of g_ca's (4 bytes each): one change, or one batch. */
+static void revoke_serials(uint32_t n, size_t count)
+{
+    char err[256];
+    uint8_t(*serials)[4] = calloc(count, 4);
+    struct pol_revocation *r = calloc(count, sizeof(*r));
+    assert_non_null(serials);
+    assert_non_null(r);
+    for (size_t i = 0; i < count; i++) {
+        uint32_t v = n + (uint32_t)i;
+        serials[i][0] = (uint8_t)(0x40 | (v >> 24));
+        serials[i][1] = (uint8_t)(v >> 16);
+        serials[i][2] = (uint8_t)(v >> 8);
+        serials[i][3] = (uint8_t)v;
+        pol_revocation_of_issuer(g_ca, serials[i], 4, &r[i]);
+        r[i].reason = POL_REASON_SUPERSEDED;
+    }
+    if (count == 1)
+        assert_int_equal(pol_store_revoke(g_st, r, &test_actor, NULL, err, sizeof(err)), 0);
+    else
+        assert_int_equal(pol_store_revoke_batch(g_st, r, count, &test_actor, NULL, err, sizeof(err)), 0);
+    free(r);
+    free(serials);
+}
+
+/* The live snapshot's overlay keys and revocations, and its overlay limit. */
+static size_t live_stats(struct pol_live *live, size_t *revocations, size_t *limit)
+{
+    struct pol_snapshot_stats st;
+    const struct pol_snapshot *cur = pol_snapshot_current(live, 0);
+    pol_snapshot_get_stats(cur, &st);
+    if (revocations != NULL)
+        *revocations = st.revocations;
+    if (limit != NULL)
+        *limit = pol_overlay_limit(cur);
+    pol_quiescent(live, 0);
+    return st.overlay_keys;
+}
+
+/* Single changes one by one up to the live snapshot's overlay limit are overlays; the next one
+ * rebuilds the whole snapshot. Returns the next serial. */
+static uint32_t fill_overlay(struct pol_live *live, uint32_t next, size_t limit)
+{
+    for (size_t i = 1; i <= limit; i++) {
+        revoke_serials(next++, 1);
+        assert_true(refresh(live));
+        assert_int_equal(live_stats(live, NULL, NULL), i);
+    }
+    revoke_serials(next++, 1);
+    assert_true(refresh(live));
+    assert_int_equal(live_stats(live, NULL, NULL), 0);
+    return next;
+}
+
+/* An overlay holds at most an eighth of its base's keys, and at least 64: a small store does not
+ * carry thousands of overlay keys (and what the allocator keeps of their predecessors) for hours. */
+static void test_overlay_limit_scales_with_the_base(void **state)
+{
+    (void)state;
+    struct pol_live *live = NULL;
+    size_t limit = 0, revs = 0;
+    uint32_t next = 1;
+    assert_int_equal(pol_live_new(1, NULL, &live), 0);
+    assert_int_equal(pol_reader_register(live, 0), 0);
+
+    revoke_serials(next++, 1);
+    assert_true(refresh(live));
+    assert_int_equal(live_stats(live, &revs, &limit), 0);
+    assert_int_equal(limit, POL_OVERLAY_MIN);
+    next = fill_overlay(live, next, limit);
+
+    /* a batch to 2,000 revocations (a whole rebuild): the limit is 250 */
+    revoke_serials(next, 2001 - next);
+    next = 2001;
+    assert_true(refresh(live));
+    assert_int_equal(live_stats(live, &revs, &limit), 0);
+    assert_int_equal(revs, 2000);
+    assert_int_equal(limit, 2000 / POL_OVERLAY_SHARE);
+    next = fill_overlay(live, next, limit);
+    assert_int_equal(live_stats(live, &revs, NULL), 0);
+    assert_int_equal(revs, next - 1);
+
+    /* a base of a million keys would be capped */
+    struct pol_snapshot *whole = build();
+    assert_int_equal(whole->revocations, next - 1);
+    whole->revocations = 1000000;
+    assert_int_equal(pol_overlay_limit(whole), POL_OVERLAY_MAX);
+    pol_snapshot_free(whole);
+
+    pol_reader_unregister(live, 0);
+    pol_live_free(live);
+    reset_store();
 }
 
 /* ---------------------------------------------------------------- names and small values */
@@ -760,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_decide_chain),
         cmocka_unit_test(test_overlay_matches_whole_snapshot),
+        cmocka_unit_test(test_overlay_limit_scales_with_the_base),
         cmocka_unit_test(test_crl_missing_and_stale),
         cmocka_unit_test(test_allowlist_each_match),
         cmocka_unit_test(test_allowlist_expiry),
