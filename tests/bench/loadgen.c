@@ -83,6 +83,7 @@ struct lg_opts {
     struct sockaddr_in bind4;          /* --bind: the source address (IPv4 loopback only); sin_family 0: none */
     double duration, timeout; /* seconds; duration 0 means "until --count" */
     uint64_t count;           /* operations (successes + errors); 0 means none */
+    double rate;              /* --rate: operations started per second (open loop); 0: closed loop */
     unsigned char *payload;
     size_t payload_len;
 };
@@ -106,6 +107,7 @@ struct lg_conn {
     SSL *ssl;
     enum lg_state st;
     int warmup;       /* resume mode: the untimed priming handshake */
+    int paced;        /* --rate: holds a start slot (retry_at) and waits for it in ST_RETRY */
     int alert;        /* (level << 8) | description of a non-close_notify alert read */
     uint32_t ev;      /* epoll interest currently registered */
     uint32_t revents; /* events of the current wake-up */
@@ -124,6 +126,7 @@ struct lg_worker {
     SSL_SESSION **pool; /* resume mode: tickets, newest on top (a ring) */
     int pool_cap, pool_top, pool_n;
     int next_open; /* idle mode: slots are opened IDLE_RAMP at a time, the next one when one is held */
+    uint64_t next_slot, slot_gap; /* --rate: this thread's next start time and the time between starts (ns) */
     struct lg_conn *conns;
     struct lg_stats st;
     char first_err[LG_E_MAX][200];
@@ -290,9 +293,28 @@ static void conn_open(struct lg_conn *c)
 
     c->st = ST_IDLE;
     errno = 0; /* so a failing TLS call does not report some older errno */
-    if ((g_opt.mode == LG_BULK || c->warmup) ? atomic_load(&g_stop) != 0 : op_claim() != 0)
-        return;
-    c->t_start = now_ns();
+    if (c->paced) { /* its slot has come (worker_scan) */
+        c->paced = 0;
+        c->t_start = c->retry_at;
+    } else {
+        if ((g_opt.mode == LG_BULK || c->warmup) ? atomic_load(&g_stop) != 0 : op_claim() != 0)
+            return;
+        c->t_start = now_ns();
+        if (g_opt.rate > 0 && !c->warmup) {
+            /* Open loop: starts follow the schedule whatever the server's pace; a slot already
+             * past starts now (catching up), and latency counts from the slot, so time spent
+             * behind schedule is not hidden (no coordinated omission). */
+            uint64_t slot = c->w->next_slot;
+            c->w->next_slot += c->w->slot_gap;
+            if (slot > c->t_start) {
+                c->paced = 1;
+                c->st = ST_RETRY;
+                c->retry_at = slot;
+                return;
+            }
+            c->t_start = slot;
+        }
+    }
     c->deadline = c->t_start + TIMEOUT_NS;
     why = "socket";
     c->fd = socket(g_opt.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -817,7 +839,8 @@ static int worker_loop(struct lg_worker *w, int priming)
     int i, n;
 
     for (;;) {
-        n = epoll_wait(w->ep, evs, MAX_EVENTS, 5);
+        /* Paced starts are due at their slot: look every millisecond, not every ten. */
+        n = epoll_wait(w->ep, evs, MAX_EVENTS, g_opt.rate > 0 ? 1 : 5);
         if (n < 0 && errno != EINTR) {
             perror("loadgen: epoll_wait");
             atomic_store(&g_stop, 1);
@@ -833,7 +856,7 @@ static int worker_loop(struct lg_worker *w, int priming)
             atomic_store(&g_stop, 1);
         if (atomic_load(&g_stop))
             return 0;
-        if (now - last_scan >= SCAN_NS) {
+        if (now - last_scan >= (g_opt.rate > 0 ? SCAN_NS / 10 : SCAN_NS)) {
             last_scan = now;
             if (worker_scan(w, now) == 0 &&
                 (priming || (g_opt.count != 0 && atomic_load(&g_claimed) >= g_opt.count)))
@@ -861,6 +884,10 @@ static void *worker_main(void *arg)
     while (!atomic_load(&g_go) && !atomic_load(&g_stop))
         nanosleep(&ms, NULL);
     w->next_open = g_opt.mode == LG_IDLE && w->nconn > IDLE_RAMP ? IDLE_RAMP : w->nconn;
+    if (g_opt.rate > 0) {
+        w->slot_gap = (uint64_t)(1e9 * g_opt.threads / g_opt.rate);
+        w->next_slot = now_ns();
+    }
     for (i = 0; i < w->next_open && w->rc == 0; i++)
         conn_open(&w->conns[i]);
     if (w->rc == 0)
@@ -967,7 +994,8 @@ static int parse_args(int argc, char **argv)
         { "threads", 1, 0, 'T' }, { "duration", 1, 0, 'd' }, { "count", 1, 0, 'N' },
         { "payload", 1, 0, 'p' }, { "echo-bytes", 1, 0, 'e' }, { "expect", 1, 0, 'x' },
         { "servername", 1, 0, 's' }, { "timeout", 1, 0, 'o' }, { "json", 0, 0, 'j' },
-        { "allow-remote", 0, 0, 'R' }, { "cipher", 1, 0, 'P' }, { "bind", 1, 0, 'B' }, { 0, 0, 0, 0 }
+        { "allow-remote", 0, 0, 'R' }, { "cipher", 1, 0, 'P' }, { "bind", 1, 0, 'B' }, { "rate", 1, 0, 'r' },
+        { 0, 0, 0, 0 }
     };
     const char *payload = NULL, *expect = NULL;
     double v = 0, conc = 0, echo = 0;
@@ -1010,6 +1038,7 @@ static int parse_args(int argc, char **argv)
         case 'N': bad = parse_num(optarg, 1, 1e12, &v); g_opt.count = (uint64_t)v; break;
         case 'o': bad = parse_num(optarg, 0.001, 3600, &g_opt.timeout); break;
         case 'e': bad = parse_num(optarg, 1, 1 << 20, &echo); break;
+        case 'r': bad = parse_num(optarg, 0.1, 1e6, &g_opt.rate); break;
         default: bad = 1; break;
         }
     }
@@ -1018,7 +1047,8 @@ static int parse_args(int argc, char **argv)
     if (bad || optind != argc || g_opt.connect == NULL || g_opt.ca == NULL ||
         (g_opt.cert == NULL) != (g_opt.key == NULL) || (payload != NULL && echo != 0) ||
         (g_opt.expect != NULL && (g_opt.expect_len == 0 || g_opt.expect_len > REPLY_CAP / 2)) ||
-        ((g_opt.mode == LG_BULK || g_opt.mode == LG_IDLE) && g_opt.count != 0)) {
+        ((g_opt.mode == LG_BULK || g_opt.mode == LG_IDLE) && g_opt.count != 0) ||
+        (g_opt.rate > 0 && g_opt.mode != LG_FULL && g_opt.mode != LG_RESUME)) {
         fprintf(stderr,
                 "usage: loadgen --connect ADDR:PORT --ca ROOT.pem [--cert C --key K] [--tls 1.2|1.3]\n"
                 "  [--mode full|resume|keepalive|bulk|idle] [--concurrency N] [--threads N]\n"
@@ -1026,6 +1056,8 @@ static int parse_args(int argc, char **argv)
                 "  [--expect PREFIX] [--servername NAME] [--timeout S] [--json] [--allow-remote]\n"
                 "  [--bind 127.x.y.z]   source address (loopback): another client address on this machine\n"
                 "  [--cipher TLS_SUITE|TLS1.2-CIPHER-LIST]\n"
+                "  [--rate R]   full and resume: start R connections a second in all (open loop, at most\n"
+                "               --concurrency at once); latency counts from each start's scheduled time\n"
                 "idle: each connection is admitted (one echo), then held until the end; {\"held\":N}\n"
                 "  is printed once all N are held (measure the server then).\n"
                 "Without --expect the reply must equal the payload (echo backend).\n"
@@ -1077,11 +1109,11 @@ static void report(const struct lg_stats *s, double elapsed)
                "\"mismatch\":%" PRIu64 ",\"timeout\":%" PRIu64 "},\"resumed\":%" PRIu64 ","
                "\"not_resumed\":%" PRIu64 ",\"resumed_fraction\":%.4f,\"latency_us\":{\"p50\":%" PRIu64 ","
                "\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"mean\":%.1f,\"max\":%" PRIu64 "},"
-               "\"bytes\":%" PRIu64 ",\"mb_per_s\":%.2f}\n",
+               "\"bytes\":%" PRIu64 ",\"mb_per_s\":%.2f,\"offered_per_s\":%.1f}\n",
                mode_names[g_opt.mode], tls, g_opt.concurrency, g_opt.threads, elapsed, s->ok, rate, errs,
                e[LG_E_CONNECT], e[LG_E_HANDSHAKE], e[LG_E_ALERT], e[LG_E_EOF], e[LG_E_MISMATCH],
                e[LG_E_TIMEOUT], s->resumed, s->not_resumed, rfrac, p[0], p[1], p[2], p[3], mean,
-               s->h.max, s->bytes, mbps);
+               s->h.max, s->bytes, mbps, g_opt.rate);
         return;
     }
     printf("mode %s, TLS %s, %d connections on %d thread(s), %.3f s\nsuccesses %" PRIu64 " (%.1f/s)\n"
