@@ -10,8 +10,8 @@ rate).
         Two measures of the legitimate clients, each alone and under attack, in alternation so that
         drift hits both:
           - at their normal rate (the goal's measure): open loop (loadgen --rate), together half of the
-            rate the gateway reached with them alone at full speed; latency counts from each scheduled
-            start, so a start that had to wait shows;
+            median rate they reached alone at full speed (measured first); latency counts from each
+            scheduled start, so a start that had to wait shows;
           - at full speed (closed loop, 2 connections per address), for information: here the attack and
             the legitimate clients share one saturated gateway, so no gateway can keep 90% of it for
             them unless it can tell them from the attacker; and on one machine the attacker's own TLS
@@ -147,12 +147,14 @@ def scenario_dos(ctx, results):
         try:
             port = srv.ports["tcp"]
             legit_rate(ctx, port, 2)  # warm-up
-            full, _, _ = legit_rate(ctx, port, seconds)
-            offered = round(full * NORMAL_SHARE)
-            for label, name, rate in (("normal rate", "dos_legit_normal_rate", offered),
-                                      ("full speed", "dos_legit_full_speed", 0)):
+            full = 0.0
+            # Full speed first: the median of its runs alone sets the normal rate.
+            for label, name in (("full speed", "dos_legit_full_speed"), ("normal rate", "dos_legit_normal_rate")):
+                rate = round(full * NORMAL_SHARE) if full else 0
                 alone, attacked, errs, attacks, p99s = measure_pair(ctx, port, seconds, n_slow, rate, runs, system,
                                                                     label)
+                if not rate:
+                    full = statistics.median(alone)
                 hs = f"{name}_full_handshake_tls13_p256_mtls"
                 results.append(compare.summarise(hs, f"{system}, alone", "handshakes_per_s", "1/s", alone,
                                                  **({"offered_per_s": rate} if rate else {})))
@@ -167,7 +169,7 @@ def scenario_dos(ctx, results):
                 flood_ok = statistics.median(a["flood_completed_per_s"] for a in attacks)
                 slow = min(a["slowloris"] for a in attacks)
                 what = (f"open loop at {rate}/s offered ({NORMAL_SHARE:.0%} of the {full:.0f}/s reached alone at "
-                        f"full speed)" if rate else "closed loop, 2 connections per address")
+                        f"full speed, median)" if rate else "closed loop, 2 connections per address")
                 results.append(compare.summarise(f"{name}_ratio", system, "rate_ratio", "", [ratio],
                                                  note=f"legitimate clients {what}; attack: {slow} slowloris "
                                                       f"connections from one address and a 64-connection handshake "
