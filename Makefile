@@ -122,11 +122,11 @@ $(B)/tests/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< -lssl -lcrypto -lm -pthread
 
-$(B)/tests/echod: tests/bench/echod.c
+$(B)/tests/echod: tests/bench/echod.c tests/bench/backend.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
 
-$(B)/tests/httpd: tests/bench/httpd.c
+$(B)/tests/httpd: tests/bench/httpd.c tests/bench/backend.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $<
 

@@ -6,15 +6,13 @@
  * EAGAIN (it shares the cores with the server being measured). Raises RLIMIT_NOFILE to its hard
  * limit: the idle-connections scenario holds 10,000 connections through it. */
 #include <errno.h>
-#include <signal.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "backend.h"
 
 #define ECHO_BUF 65536
 
@@ -49,47 +47,16 @@ static int conn_flush(struct echo_conn *c)
 
 int main(int argc, char **argv)
 {
-    struct rlimit rl;
-
-    if (argc != 2) {
-        fprintf(stderr, "usage: echod PORT\n");
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is EPIPE for that connection, not the end of us */
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    int one = 1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 4096) != 0) {
-        perror("echod: listen");
-        return 1;
-    }
-    int ep = epoll_create1(0);
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    int ep, ls, rc = backend_start("echod", argc, argv, &ep, &ls);
+    if (rc != 0)
+        return rc;
     struct epoll_event evs[256];
     for (;;) {
         int n = epoll_wait(ep, evs, 256, -1);
         for (int i = 0; i < n; i++) {
             struct echo_conn *c = evs[i].data.ptr;
             if (c == NULL) {
-                int fd;
-                while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    c = calloc(1, sizeof(*c));
-                    if (c == NULL) {
-                        close(fd);
-                        continue;
-                    }
-                    c->fd = fd;
-                    struct epoll_event cev = { .events = EPOLLIN, .data.ptr = c };
-                    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev) != 0)
-                        conn_drop(c);
-                }
+                backend_accept(ep, ls, sizeof(*c));
                 continue;
             }
             if (c->len != 0) { /* EPOLLOUT: finish the pending echo, then read again */
