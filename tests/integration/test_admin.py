@@ -7,7 +7,6 @@ import re
 import signal
 import socket
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,24 @@ WAIT = 10
 def make_token(name, role):
     r = run([BIN, "admin", "token", name, role])
     return r.stdout.decode().strip(), r.stderr.decode().strip()
+
+
+def write_tokens(path, *lines):
+    """A tokens file of these lines, readable by its owner only (the gateway refuses others): path."""
+    path.write_text("".join(f"{l}\n" for l in lines))
+    os.chmod(path, 0o600)
+    return path
+
+
+def role_tokens(tmp_path, who="1", name="admin.tokens", comment=None):
+    """A token of each role (reader-WHO, operator-WHO, admin-WHO) in tmp_path/NAME, after a comment line
+    if given: (path, {role: token})."""
+    tokens, lines = {}, [] if comment is None else [comment]
+    for role in ("reader", "operator", "admin"):
+        tok, line = make_token(f"{role}-{who}", role)
+        tokens[role] = tok
+        lines.append(line)
+    return write_tokens(tmp_path / name, *lines), tokens
 
 
 class Api:
@@ -53,15 +70,7 @@ class Api:
 @pytest.fixture
 def admin_gw(pki, gateway, echo, tmp_path):
     """A gateway with a two-way listener, a policy store and the admin API; tokens of each role."""
-    tokens = {}
-    lines = []
-    for role in ("reader", "operator", "admin"):
-        tok, line = make_token(f"{role}-1", role)
-        tokens[role] = tok
-        lines.append(line)
-    tf = tmp_path / "admin.tokens"
-    tf.write_text("# made by test_admin.py\n" + "\n".join(lines) + "\n")
-    os.chmod(tf, 0o600)
+    tf, tokens = role_tokens(tmp_path, comment="# made by test_admin.py")
     port = free_port()
     store = tmp_path / "policy.db"
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way")], policy_store=f'"{store}"',
@@ -238,9 +247,7 @@ def test_allowlist_over_api(pki, gateway, echo, tmp_path):
     """A policy that requires an allowlist: a client is refused until an operator adds it over the API
     (by certificate, match spki), and refused again once the entry is deleted."""
     tok, line = make_token("ops", "operator")
-    tf = tmp_path / "t.tokens"
-    tf.write_text(line + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "t.tokens", line)
     port = free_port()
     store = tmp_path / "policy.db"
     l = dict(listener(pki, "api", echo.port, auth="two-way"))
@@ -366,9 +373,7 @@ def test_connections_one_way_listed_and_paged(pki, gateway, echo, tmp_path):
     """A connection without a client certificate (one-way listener) is listed too, with no identity;
     ?listener= filters; pages of ?limit=1 walk every connection once, in ascending id."""
     tok, line = make_token("watcher", "reader")
-    tf = tmp_path / "conns.tokens"
-    tf.write_text(line + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "conns.tokens", line)
     port = free_port()
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way"), listener(pki, "plain", echo.port)],
                 admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')
@@ -414,9 +419,7 @@ def test_connections_https_close_logged(pki, gateway, tmp_path):
     b = HttpBackend("echo")
     try:
         tok, line = make_token("ops-https", "operator")
-        tf = tmp_path / "https.tokens"
-        tf.write_text(line + "\n")
-        os.chmod(tf, 0o600)
+        tf = write_tokens(tmp_path / "https.tokens", line)
         port = free_port()
         g = gateway([listener(pki, "web", b.port, auth="optional", type="https")],
                     admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')

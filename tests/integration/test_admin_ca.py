@@ -15,26 +15,14 @@ import time
 import pytest
 
 from conftest import BIN, free_port, listener, run, client_ctx
-from test_admin import Api, WAIT, handshake, make_token, wait_refused
-
-
-def tokens_file(tmp_path):
-    tokens, lines = {}, []
-    for role in ("reader", "operator", "admin"):
-        tok, line = make_token(f"{role}-1", role)
-        tokens[role] = tok
-        lines.append(line)
-    tf = tmp_path / "admin.tokens"
-    tf.write_text("\n".join(lines) + "\n")
-    os.chmod(tf, 0o600)
-    return tf, tokens
+from test_admin import Api, WAIT, handshake, wait_refused, role_tokens
 
 
 @pytest.fixture
 def ca_gw(pki, gateway, echo, tmp_path):
     """A gateway with a two-way listener trusting the root, a policy store, and the admin API whose CA is
     that root (its key in the token)."""
-    tf, tokens = tokens_file(tmp_path)
+    tf, tokens = role_tokens(tmp_path)
     port = free_port()
     store = tmp_path / "policy.db"
     admin = (f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}", ca_certificate: "{pki.root}", '
@@ -286,7 +274,7 @@ def test_rsa_and_p384_requests(ca_gw, pki):
 
 def test_without_ca(pki, gateway, echo, tmp_path):
     """Without ca_key the certificate routes answer 503 and /crl 404; the OpenAPI document lists them."""
-    tf, tokens = tokens_file(tmp_path)
+    tf, tokens = role_tokens(tmp_path)
     port = free_port()
     g = gateway([listener(pki, "plain", echo.port)], policy_store=f'"{tmp_path / "p.db"}"',
                 admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')
@@ -306,7 +294,7 @@ def test_without_ca(pki, gateway, echo, tmp_path):
 def test_ca_that_does_not_match_its_key_refused(pki, gateway, echo, tmp_path):
     """A ca_certificate that is not the ca_key's (here a server certificate) stops the gateway at start,
     with the configuration's file and line."""
-    tf, _ = tokens_file(tmp_path)
+    tf, _ = role_tokens(tmp_path)
     port = free_port()
     _, server_cert = pki.servers["ec256"]
     g = gateway([listener(pki, "plain", echo.port)], start=False, policy_store=f'"{tmp_path / "p.db"}"',
@@ -324,7 +312,7 @@ def test_ca_that_does_not_match_its_key_refused(pki, gateway, echo, tmp_path):
 def test_check_finds_what_start_would(pki, gateway, echo, tmp_path):
     """`hsmgate check` catches what would stop the API at start: a CA certificate that is not its key's,
     and a tokens file others can read; a good configuration passes."""
-    tf, _ = tokens_file(tmp_path)
+    tf, _ = role_tokens(tmp_path)
     _, server_cert = pki.servers["ec256"]
     root_uri = pki.token.uri("root")
     cases = [(server_cert, tf, "admin: admin API: ca_certificate"), (pki.root, tf, None)]
@@ -347,7 +335,7 @@ def test_check_finds_what_start_would(pki, gateway, echo, tmp_path):
 def test_tcp_and_unix_socket_take_turns(pki, gateway, echo, tmp_path):
     """With a TCP address and a Unix socket, libmicrohttpd serves each from its own thread: both sign in
     the HSM in turn (the API's HSM thread index changes hands between them)."""
-    tf, tokens = tokens_file(tmp_path)
+    tf, tokens = role_tokens(tmp_path)
     port = free_port()
     sock = tmp_path / "admin.sock"
     admin = (f'{{ bind: "127.0.0.1:{port}", unix_socket: "{sock}", tokens_file: "{tf}", '

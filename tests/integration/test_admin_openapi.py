@@ -11,7 +11,6 @@ import base64
 import contextlib
 import http.client
 import json
-import os
 import re
 import socket
 
@@ -19,7 +18,7 @@ import pytest
 from jsonschema import Draft4Validator, RefResolver
 
 from conftest import free_port, listener, run, client_ctx
-from test_admin import Api, WAIT, make_token, admin_gw  # noqa: F401 (admin_gw: a fixture)
+from test_admin import Api, WAIT, admin_gw, role_tokens  # noqa: F401 (admin_gw: a fixture)
 from test_policies import OpenSslCa
 
 # ---------------------------------------------------------------- the document, read as OpenAPI 3.0.3
@@ -346,23 +345,11 @@ class Client:
         assert r.status == 413, (method, path, r.status, raw)
 
 
-def tokens_file(tmp_path, name):
-    tokens, lines = {}, []
-    for role in ("reader", "operator", "admin"):
-        tok, line = make_token(f"{role}-{name}", role)
-        tokens[role] = tok
-        lines.append(line)
-    tf = tmp_path / f"{name}.tokens"
-    tf.write_text("\n".join(lines) + "\n")
-    os.chmod(tf, 0o600)
-    return tf, tokens
-
-
 @pytest.fixture
 def ca_api(pki, gateway, echo, tmp_path):
     """The gateway with everything the API can show: a two-way listener trusting the root, a policy
     store, and the admin API whose CA is the root (its key in the token); tokens of each role."""
-    tf, tokens = tokens_file(tmp_path, "ca")
+    tf, tokens = role_tokens(tmp_path, "ca", "ca.tokens")
     port = free_port()
     admin = (f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}", ca_certificate: "{pki.root}", '
              f'ca_key: "{pki.token.uri("root")}", client_validity: 30d, crl_validity: 2d }}')
@@ -375,7 +362,7 @@ def ca_api(pki, gateway, echo, tmp_path):
 @pytest.fixture
 def bare_api(pki, gateway, echo, tmp_path):
     """The admin API with neither a policy store nor a CA: what those routes answer without them."""
-    tf, tokens = tokens_file(tmp_path, "bare")
+    tf, tokens = role_tokens(tmp_path, "bare", "bare.tokens")
     port = free_port()
     g = gateway([listener(pki, "plain", echo.port)], admin=f'{{ bind: "127.0.0.1:{port}", tokens_file: "{tf}" }}')
     g.wait_log("admin API on 127.0.0.1:%d" % port)

@@ -5,7 +5,6 @@ the tokens file) and records the certificate's subject as who made a change."""
 import hashlib
 import http.client
 import json
-import os
 import signal
 import socket
 import ssl
@@ -15,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import BIN, free_port, listener, run, client_ctx
-from test_admin import Api, handshake, make_token
+from conftest import BIN, free_port, listener, client_ctx
+from test_admin import Api, handshake, make_token, write_tokens
 
 WAIT = 10
 
@@ -54,10 +53,8 @@ def tls_gw(pki, gateway, echo, tmp_path):
     over mutual TLS, where alice is an operator and rita a reader by certificate."""
     alice, rita = pki.client("adm-alice"), pki.client("adm-rita")
     tok, line = make_token("root-admin", "admin")
-    tf = tmp_path / "admin.tokens"
-    tf.write_text(f"{line}\nalice operator cert-sha256:{fingerprint(alice[0])}\n"
-                  f"rita reader cert-sha256:{fingerprint(rita[0])}\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "admin.tokens", line, f"alice operator cert-sha256:{fingerprint(alice[0])}",
+                      f"rita reader cert-sha256:{fingerprint(rita[0])}")
     uri, cert = pki.servers["ec256"]
     aport, tport = free_port(), free_port()
     rundir = tmp_path / "run"
@@ -193,9 +190,7 @@ def test_reload_keeps_the_front_and_tokens(pki, tls_gw, tmp_path):
 def test_reload_cannot_add_a_front(pki, gateway, echo, tmp_path):
     """A front added by a reload would have no API behind it: the reload is refused, saying why."""
     tok, line = make_token("a", "admin")
-    tf = tmp_path / "admin.tokens"
-    tf.write_text(line + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "admin.tokens", line)
     aport, tport = free_port(), free_port()
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way")],
                 admin=f'{{ bind: "127.0.0.1:{aport}", tokens_file: "{tf}" }}')

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import SHIM, free_port, listener, client_ctx, roundtrip
-from test_admin import Api, make_token
+from test_admin import Api, make_token, write_tokens
 
 WAIT = 30
 
@@ -123,9 +123,7 @@ def test_kill9_while_revocations_stream_in(pki, gateway, echo, tmp_path):
     SIGKILL part-way. After a restart every revocation the API acknowledged (201) is in the store, and
     the audit chain is intact."""
     tok, line = make_token("ops", "operator")
-    tf = tmp_path / "admin.tokens"
-    tf.write_text(line + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "admin.tokens", line)
     aport = free_port()
     store = tmp_path / "policy.db"
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way")], policy_store=f'"{store}"',

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import BIN, free_port, listener, run, client_ctx
-from test_admin import admin_gw, handshake, make_token, wait_refused, WAIT  # noqa: F401 (admin_gw: a fixture)
+from test_admin import admin_gw, handshake, make_token, wait_refused, WAIT, write_tokens  # noqa: F401 (admin_gw: a fixture)
 from test_policies import OpenSslCa
 
 CTL = os.environ.get("HSMGATE_CTL") or str(pathlib.Path(BIN).parent / "hsmgatectl")
@@ -137,9 +137,7 @@ def test_allow_add_ls_rm(pki, gateway, echo, tmp_path):
     listed by `allow ls`, refused again after `allow rm`; a bad match type is the server's 400 naming
     the field."""
     tok, line = make_token("ops", "operator")
-    tf = tmp_path / "t.tokens"
-    tf.write_text(line + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "t.tokens", line)
     port = free_port()
     store = tmp_path / "policy.db"
     l = dict(listener(pki, "api", echo.port, auth="two-way"))
@@ -271,9 +269,7 @@ def test_cert_issue(ctl_gw, pki, gateway, echo, tmp_path):
 
     tok, line = make_token("ca-admin", "admin")
     rtok, rline = make_token("ca-reader", "reader")
-    tf = tmp_path / "ca.tokens"
-    tf.write_text(line + "\n" + rline + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "ca.tokens", line, rline)
     caport = free_port()
     admin = (f'{{ bind: "127.0.0.1:{caport}", tokens_file: "{tf}", ca_certificate: "{pki.root}", '
              f'ca_key: "{pki.token.uri("root")}" }}')
@@ -445,9 +441,7 @@ def test_token_from_file_not_argv(tmp_path):
 def test_unix_socket(pki, gateway, echo, tmp_path):
     """An API on a Unix socket only (bind: off): --unix-socket reaches it; the URL's host is not used."""
     tok, line = make_token("sock-reader", "reader")
-    tf = tmp_path / "t.tokens"
-    tf.write_text(line + "\n")
-    os.chmod(tf, 0o600)
+    tf = write_tokens(tmp_path / "t.tokens", line)
     sock = tmp_path / "admin.sock"
     g = gateway([listener(pki, "mtls", echo.port, auth="two-way")],
                 admin=f'{{ bind: "off", unix_socket: "{sock}", tokens_file: "{tf}" }}')

@@ -24,23 +24,11 @@ import time
 import pytest
 
 from conftest import BIN, ROOT, free_port, listener, run, client_ctx
-from test_admin import Api, WAIT, handshake, make_token, metric, wait_refused
+from test_admin import Api, WAIT, handshake, metric, wait_refused, role_tokens
 from test_admin_ca import make_csr
 from test_policies import OpenSslCa
 
 FSFAULT = os.environ.get("HSMGATE_FSFAULT") or str(ROOT / "build" / "release" / "tests" / "libfsfault.so")
-
-
-def tokens_file(tmp_path):
-    tokens, lines = {}, []
-    for role in ("reader", "operator", "admin"):
-        tok, line = make_token(f"{role}-1", role)
-        tokens[role] = tok
-        lines.append(line)
-    tf = tmp_path / "admin.tokens"
-    tf.write_text("\n".join(lines) + "\n")
-    os.chmod(tf, 0o600)
-    return tf, tokens
 
 
 def fault_env(store, trigger, log):
@@ -67,7 +55,7 @@ class Setup:
 
     def __init__(self, pki, gateway, echo, tmp_path):
         self.pki, self.gateway, self.echo, self.tmp = pki, gateway, echo, tmp_path
-        self.tf, self.tokens = tokens_file(tmp_path)
+        self.tf, self.tokens = role_tokens(tmp_path)
         self.store = tmp_path / "policy.db"
         self.trigger = tmp_path / "fsfault.trigger"
         self.fault_log = tmp_path / "fsfault.log"
