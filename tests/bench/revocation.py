@@ -10,7 +10,6 @@ import os
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -74,18 +73,20 @@ def scenario_revocation_scale(ctx, results):
                 f.unlink()
 
 
-def api(port, method, path, token, body):
+def api(port, method, path, token, body, timeout=10):
+    """One JSON call to the admin API on 127.0.0.1:port with a bearer token: (status, raw answer)."""
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method=method,
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
 
 
 def admitted(port, sslctx):
-    """A full TLS 1.3 handshake and a one-byte echo: a TLS 1.3 refusal arrives after the client's Finished."""
+    """One full TLS 1.3 handshake and a one-byte echo: True if admitted, False if refused. A refusal of a
+    TLS 1.3 client certificate arrives after the client's Finished, so it is the read that sees it."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         try:
             with sslctx.wrap_socket(raw, server_hostname="localhost") as s:
@@ -95,14 +96,17 @@ def admitted(port, sslctx):
             return False
 
 
-def until(port, sslctx, want, t_ack, bound=10.0):
-    """Handshakes back to back until the outcome is `want`: (start of that handshake - t_ack, its end - t_ack)."""
+def until_state(port, sslctx, want, t_ack, bound=10.0):
+    """Handshakes in a tight loop until the outcome is `want`. Returns (start of that handshake - t_ack, its end
+    - t_ack, attempts): the gateway decides mid-handshake, so the change was enforced between the two."""
+    n = 0
     while True:
         ts = time.monotonic()
+        n += 1
         if admitted(port, sslctx) == want:
-            return ts - t_ack, time.monotonic() - t_ack
+            return ts - t_ack, time.monotonic() - t_ack, n
         if ts - t_ack > bound:
-            raise SystemExit(f"still {'refused' if want else 'admitted'} {bound} s after the acknowledgement")
+            raise SystemExit(f"still {'refused' if want else 'admitted'} {bound} s after the change was acknowledged")
 
 
 def scenario_revocation_latency(ctx, results):
@@ -128,7 +132,7 @@ def scenario_revocation_latency(ctx, results):
     refused, refused_end, closed, api_ms = [], [], [], []
     try:
         for _ in range(K):
-            until(port, sslctx, True, time.monotonic())
+            until_state(port, sslctx, True, time.monotonic())
             live = sslctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
                                       server_hostname="localhost")
             live.sendall(b"x")
@@ -151,7 +155,7 @@ def scenario_revocation_latency(ctx, results):
             if status != 201:
                 raise SystemExit(f"POST /v1/revocations answered {status}: {body[:300]}")
             api_ms.append((t_ack - t0) * 1000)
-            lo, hi = until(port, sslctx, False, t_ack)
+            lo, hi, _ = until_state(port, sslctx, False, t_ack)
             th.join(15)
             live.close()
             refused.append(lo * 1000)

@@ -33,7 +33,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -199,31 +198,6 @@ def cli_revoke(store, cert, lift=False):
     return t0, t_ack, int(m.group(1))
 
 
-def admitted(port, sslctx):
-    """One full TLS 1.3 handshake and a one-byte echo: True if admitted, False if refused. A refusal of a
-    TLS 1.3 client certificate arrives after the client's Finished, so it is the read that sees it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        try:
-            with sslctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.sendall(b"x")
-                return s.recv(1) == b"x"
-        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-            return False
-
-
-def until_state(port, sslctx, want, t_ack, bound=10.0):
-    """Handshakes in a tight loop until the outcome is `want`. Returns (start of that handshake - t_ack, its end
-    - t_ack, attempts): the gateway decides mid-handshake, so the change was enforced between the two."""
-    n = 0
-    while True:
-        ts = time.monotonic()
-        n += 1
-        if admitted(port, sslctx) == want:
-            return ts - t_ack, time.monotonic() - t_ack, n
-        if ts - t_ack > bound:
-            raise SystemExit(f"still {'refused' if want else 'admitted'} {bound} s after the change was acknowledged")
-
-
 def scenario_policy(ctx, results):
     pki, t, tmp, client, echo_port = ctx["pki"], ctx["token"], ctx["tmp"], ctx["client"], ctx["echo_port"]
     runs, seconds, concurrency, quick = ctx["runs"], ctx["seconds"], ctx["concurrency"], ctx["quick"]
@@ -338,7 +312,7 @@ def scenario_policy(ctx, results):
         sslctx.load_cert_chain(str(victim[0]), str(victim[1]))
         for label, gw in gws.items():
             g, port = gw["g"], gw["g"].port("bench")
-            if not admitted(port, sslctx):
+            if not revocation.admitted(port, sslctx):
                 raise SystemExit(f"policy: the victim client is refused before any change ({label} store)")
             lat = {"revoke": [], "lift": []}
             upper = {"revoke": [], "lift": []}
@@ -349,7 +323,7 @@ def scenario_policy(ctx, results):
                 for kind, lift, want in (("revoke", False, False), ("lift", True, True)):
                     t_start, t_ack, gen = cli_revoke(gw["store"], victim[0], lift=lift)
                     cli.append((t_ack - t_start) * 1000)
-                    lo, hi, n = until_state(port, sslctx, want, t_ack)
+                    lo, hi, n = revocation.until_state(port, sslctx, want, t_ack)
                     lat[kind].append(lo * 1000)
                     upper[kind].append(hi * 1000)
                     att[kind].append(n)

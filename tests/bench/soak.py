@@ -28,12 +28,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import conftest  # noqa: E402
 from conftest import Gateway, Pki, free_port, run  # noqa: E402
+from revocation import api  # noqa: E402
 
 HTTP_REQ = "GET /soak HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n"
 
@@ -43,21 +43,6 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-class Api:
-    def __init__(self, port, token):
-        self.base, self.token = f"http://127.0.0.1:{port}", token
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
 
 
 def loadgen_slice(loadgen, port, pki, client, mode, seconds, concurrency, extra=()):
@@ -108,7 +93,6 @@ def main():
         g.config.write_text(g.config.read_text().replace(f'access_log: "{g.access}"', "access_log: off")
                             .replace("level: debug", "level: info"))
         g.start()
-        api = Api(aport, token)
         issuer = open(pki.root).read()
         victim_pem = open(victim[0]).read()
         stop = threading.Event()
@@ -131,8 +115,9 @@ def main():
             n = 0
             while not stop.wait(1.0):
                 n += 1
-                st, _ = api.call("POST", "/v1/revocations", {"issuer_certificate": issuer, "serial": f"{0x5000000 + n:X}",
-                                                            "reason": "superseded"})
+                st, _ = api(aport, "POST", "/v1/revocations", token,
+                            {"issuer_certificate": issuer, "serial": f"{0x5000000 + n:X}", "reason": "superseded"},
+                            timeout=30)
                 with lock:
                     if st == 201:
                         counts["revocations"] += 1
@@ -154,7 +139,8 @@ def main():
                 with lock:
                     errors["victim_not_closed"] += 1
                 return
-            st1, _ = api.call("POST", "/v1/revocations", {"certificate": victim_pem, "reason": "certificateHold"})
+            st1, _ = api(aport, "POST", "/v1/revocations", token, {"certificate": victim_pem, "reason": "certificateHold"},
+                         timeout=30)
             closed = False
             deadline = time.time() + 5
             s.settimeout(1)
@@ -166,7 +152,7 @@ def main():
                 except OSError:
                     closed = True
             s.close()
-            st2, _ = api.call("POST", "/v1/revocations/lift", {"certificate": victim_pem})
+            st2, _ = api(aport, "POST", "/v1/revocations/lift", token, {"certificate": victim_pem}, timeout=30)
             with lock:
                 counts["holds"] += 1
                 if st1 != 201 or st2 != 200:
