@@ -13,7 +13,8 @@ https listener. For the whole run:
     that must be closed by the hold.
 The load generators run in slices of 60 s so that errors can be attributed to a time. RSS of the
 gateway is sampled every 10 s. The target (the reliability issue): under 5% RSS growth from the end
-of the warm-up (the first fifth of the run, at least one minute) to the end, and no unexpected error.
+of the warm-up (the first fifth of the run, at least one minute; a run lasts at least two) to the
+end, and no unexpected error.
 Exit status 0 when both hold, 1 otherwise; build/soak/report.json and report.md say what happened.
 """
 import argparse
@@ -68,7 +69,9 @@ def main():
     loadgen, echod, httpd = build / "tests" / "loadgen", build / "tests" / "echod", build / "tests" / "httpd"
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    total_s = max(60.0, a.minutes * 60)
+    # At least two minutes: the warm-up takes one, and growth is measured over what follows it (a
+    # one-minute run had no sample after its warm-up and compared the end with the process's start).
+    total_s = max(120.0, a.minutes * 60)
     warm_s = max(60.0, total_s / 5)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="hsmgate-soak-"))
     procs = []
