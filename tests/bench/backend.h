@@ -1,6 +1,6 @@
-/* backend.h - what the benchmarks' two backends (echod.c, httpd.c) share: start-up on 127.0.0.1:PORT
- * with an epoll set, and accepting connections into it. Each is one C file built on its own
- * (Makefile), so this is a header of static functions. */
+/* backend.h - what the benchmarks' two backends (echod.c, httpd.c) share: start-up on 127.0.0.1:PORT,
+ * the epoll loop and accepting connections; each backend gives what it does with a ready connection.
+ * Each is one C file built on its own (Makefile), so this is a header of static functions. */
 #ifndef HSMGATE_TESTS_BENCH_BACKEND_H
 #define HSMGATE_TESTS_BENCH_BACKEND_H
 
@@ -67,6 +67,26 @@ static void backend_accept(int ep, int ls, size_t size)
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev) != 0) {
             close(fd);
             free(c);
+        }
+    }
+}
+
+/* The whole program: starts (backend_start), then forever accepts connections into zeroed objects of
+ * size bytes (first member: the int fd) and hands each ready one to serve. Returns only an exit status
+ * of a failed start. */
+static int backend_main(const char *name, int argc, char **argv, size_t size, void (*serve)(int ep, void *conn))
+{
+    int ep, ls, rc = backend_start(name, argc, argv, &ep, &ls);
+    if (rc != 0)
+        return rc;
+    struct epoll_event evs[256];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL)
+                backend_accept(ep, ls, size);
+            else
+                serve(ep, evs[i].data.ptr);
         }
     }
 }

@@ -45,44 +45,37 @@ static int conn_flush(struct echo_conn *c)
     return 1;
 }
 
+/* A ready connection: finish a pending echo (EPOLLOUT) and read again, or read and echo. */
+static void serve(int ep, void *conn)
+{
+    struct echo_conn *c = conn;
+    if (c->len != 0) { /* EPOLLOUT: finish the pending echo, then read again */
+        int f = conn_flush(c);
+        if (f < 0) {
+            conn_drop(c);
+        } else if (f == 1) {
+            struct epoll_event cev = { .events = EPOLLIN, .data.ptr = c };
+            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
+        }
+        return;
+    }
+    ssize_t r = read(c->fd, c->buf, sizeof(c->buf));
+    if (r > 0) {
+        c->off = 0;
+        c->len = (size_t)r;
+        int f = conn_flush(c);
+        if (f < 0) {
+            conn_drop(c);
+        } else if (f == 0) {
+            struct epoll_event cev = { .events = EPOLLOUT, .data.ptr = c };
+            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
+        }
+    } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        conn_drop(c);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    int ep, ls, rc = backend_start("echod", argc, argv, &ep, &ls);
-    if (rc != 0)
-        return rc;
-    struct epoll_event evs[256];
-    for (;;) {
-        int n = epoll_wait(ep, evs, 256, -1);
-        for (int i = 0; i < n; i++) {
-            struct echo_conn *c = evs[i].data.ptr;
-            if (c == NULL) {
-                backend_accept(ep, ls, sizeof(*c));
-                continue;
-            }
-            if (c->len != 0) { /* EPOLLOUT: finish the pending echo, then read again */
-                int f = conn_flush(c);
-                if (f < 0) {
-                    conn_drop(c);
-                } else if (f == 1) {
-                    struct epoll_event cev = { .events = EPOLLIN, .data.ptr = c };
-                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
-                }
-                continue;
-            }
-            ssize_t r = read(c->fd, c->buf, sizeof(c->buf));
-            if (r > 0) {
-                c->off = 0;
-                c->len = (size_t)r;
-                int f = conn_flush(c);
-                if (f < 0) {
-                    conn_drop(c);
-                } else if (f == 0) {
-                    struct epoll_event cev = { .events = EPOLLOUT, .data.ptr = c };
-                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &cev);
-                }
-            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-                conn_drop(c);
-            }
-        }
-    }
+    return backend_main("echod", argc, argv, sizeof(struct echo_conn), serve);
 }

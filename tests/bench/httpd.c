@@ -44,30 +44,24 @@ static int conn_serve(struct http_conn *c)
     return c->len == REQ_CAP ? -1 : 0;
 }
 
+/* A ready connection: read, and answer every complete request. */
+static void serve(int ep, void *conn)
+{
+    struct http_conn *c = conn;
+    (void)ep;
+    ssize_t r = read(c->fd, c->buf + c->len, REQ_CAP - c->len);
+    if (r > 0) {
+        c->len += (size_t)r;
+        if (conn_serve(c) == 0)
+            return;
+    } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    close(c->fd);
+    free(c);
+}
+
 int main(int argc, char **argv)
 {
-    int ep, ls, rc = backend_start("httpd", argc, argv, &ep, &ls);
-    if (rc != 0)
-        return rc;
-    struct epoll_event evs[256];
-    for (;;) {
-        int n = epoll_wait(ep, evs, 256, -1);
-        for (int i = 0; i < n; i++) {
-            struct http_conn *c = evs[i].data.ptr;
-            if (c == NULL) {
-                backend_accept(ep, ls, sizeof(*c));
-                continue;
-            }
-            ssize_t r = read(c->fd, c->buf + c->len, REQ_CAP - c->len);
-            if (r > 0) {
-                c->len += (size_t)r;
-                if (conn_serve(c) == 0)
-                    continue;
-            } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-                continue;
-            }
-            close(c->fd);
-            free(c);
-        }
-    }
+    return backend_main("httpd", argc, argv, sizeof(struct http_conn), serve);
 }
